@@ -1,0 +1,19 @@
+"""Entry point of the `policylink` command; each subcommand lives in its own module."""
+
+import typer
+
+from policylink import __version__
+from policylink.cli import demo
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app.command("demo")(demo.demo)
+
+
+@app.command()
+def version() -> None:
+    """Print the installed version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Network surfaces: Zenoh (native protocol) and the OpenPI WebSocket protocol."""

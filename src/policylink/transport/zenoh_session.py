@@ -1,0 +1,113 @@
+"""Zenoh sessions and every QoS choice of the native protocol, in one greppable place.
+
+Multicast scouting is off: endpoints are configuration, so a robot never attaches to whatever
+router happens to answer on the LAN. Actions and observations use congestion DROP, never BLOCK:
+one frozen robot uplink must not stall the server's publisher for every other robot.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import zenoh
+
+MODES = ("peer", "client", "router")
+
+
+@dataclass
+class ZenohSettings:
+    """How one process attaches to the Zenoh network.
+
+    `lease_ms` is announced to peers: a hung (not crashed) process is noticed after roughly this
+    long, so it is kept well below Zenoh's 10 s default. `json5` maps config paths to JSON values
+    for anything not modelled here (an escape hatch, applied last).
+    """
+
+    mode: str = "peer"
+    connect: list[str] = field(default_factory=list)
+    listen: list[str] = field(default_factory=list)
+    lease_ms: int = 1000
+    tls_root_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_mtls: bool = False
+    json5: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"zenoh.mode must be one of {MODES}, got {self.mode!r}")
+        if self.lease_ms < 100:
+            raise ValueError(f"zenoh.lease_ms must be at least 100, got {self.lease_ms}")
+
+
+def make_config(settings: ZenohSettings) -> zenoh.Config:
+    config = zenoh.Config()
+
+    def put(path: str, value: Any) -> None:
+        config.insert_json5(path, json.dumps(value))
+
+    put("mode", settings.mode)
+    put("scouting/multicast/enabled", False)
+    put("transport/link/tx/lease", settings.lease_ms)
+    if settings.connect:
+        put("connect/endpoints", list(settings.connect))
+    if settings.listen:
+        put("listen/endpoints", list(settings.listen))
+    tls = "transport/link/tls"
+    if settings.tls_root_ca:
+        put(f"{tls}/root_ca_certificate", settings.tls_root_ca)
+    if settings.tls_cert and settings.tls_key:
+        put(f"{tls}/listen_certificate", settings.tls_cert)
+        put(f"{tls}/listen_private_key", settings.tls_key)
+        if settings.tls_mtls:
+            put(f"{tls}/enable_mtls", True)
+            put(f"{tls}/connect_certificate", settings.tls_cert)
+            put(f"{tls}/connect_private_key", settings.tls_key)
+    for path, value in settings.json5.items():
+        put(path, value)
+    return config
+
+
+def open_session(settings: ZenohSettings) -> zenoh.Session:
+    return zenoh.open(make_config(settings))
+
+
+def declare_action_publisher(session: zenoh.Session, key: str) -> zenoh.Publisher:
+    """Server → robot: reliable and urgent, but dropped rather than blocking on a dead robot."""
+    return session.declare_publisher(
+        key,
+        congestion_control=zenoh.CongestionControl.DROP,
+        priority=zenoh.Priority.REAL_TIME,
+        express=True,
+        reliability=zenoh.Reliability.RELIABLE,
+    )
+
+
+def declare_observation_publisher(session: zenoh.Session, key: str) -> zenoh.Publisher:
+    """Robot → server: a newer observation supersedes an older one, so drop under congestion."""
+    return session.declare_publisher(
+        key,
+        congestion_control=zenoh.CongestionControl.DROP,
+        priority=zenoh.Priority.INTERACTIVE_HIGH,
+        express=True,
+        reliability=zenoh.Reliability.RELIABLE,
+    )
+
+
+def query(
+    session: zenoh.Session, key: str, payload: bytes, attachment: bytes, timeout_s: float
+) -> list[zenoh.Reply]:
+    """A control query with an explicit timeout; one responder, so no consolidation."""
+    replies = session.get(
+        key,
+        payload=payload,
+        attachment=attachment,
+        timeout=timeout_s,
+        consolidation=zenoh.ConsolidationMode.NONE,
+        target=zenoh.QueryTarget.BEST_MATCHING,
+        congestion_control=zenoh.CongestionControl.DROP,
+        priority=zenoh.Priority.INTERACTIVE_HIGH,
+    )
+    return list(replies)

@@ -1,0 +1,411 @@
+"""msgpack codecs for every message of the native protocol.
+
+Decoding is bounded twice: msgpack's own length caps stop a hostile length prefix before any
+allocation, and each field is type-checked as it is read so a wrong type is a `DecodeError`
+naming the field, never a silent wrong value.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, TypeVar
+
+import msgpack
+import numpy as np
+
+from policylink.wire.errors import DecodeError, ErrorCode, TooLargeError, WireError
+from policylink.wire.header import MsgType
+from policylink.wire.image import decode_image, encode_image
+from policylink.wire.limits import DEFAULT_LIMITS, DecodeLimits
+from policylink.wire.messages import (
+    ActionChunk,
+    CameraSpec,
+    Capabilities,
+    ErrorReply,
+    Message,
+    Observation,
+    Reset,
+    ResetAck,
+    SessionAck,
+    SessionClose,
+    SessionOpen,
+    Status,
+    StatusRequest,
+)
+from policylink.wire.tensor import decode_tensor, encode_tensor
+
+_REQUIRED: Any = object()
+_T = TypeVar("_T")
+_U32 = 2**32
+
+
+def _pack(body: dict[str, Any]) -> bytes:
+    return msgpack.packb(body, use_bin_type=True)
+
+
+def _unpack(data: bytes | bytearray | memoryview, limits: DecodeLimits, what: str) -> dict:
+    if len(data) > limits.max_message_bytes:
+        raise TooLargeError(
+            f"{what}: {len(data)} bytes exceeds the cap of {limits.max_message_bytes}"
+        )
+    try:
+        body = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            max_str_len=limits.max_string_bytes,
+            max_bin_len=limits.max_message_bytes,
+            max_array_len=limits.max_items,
+            max_map_len=limits.max_items,
+            max_ext_len=0,
+        )
+    except Exception as exc:  # msgpack raises a zoo of types for bad bytes
+        raise DecodeError(f"{what}: not a valid msgpack body ({type(exc).__name__})") from None
+    if not isinstance(body, dict):
+        raise DecodeError(f"{what}: body must be a map, got {type(body).__name__}")
+    return body
+
+
+class _Fields:
+    """Typed reads from a decoded map; every failure names the message and field."""
+
+    def __init__(self, body: dict, what: str, limits: DecodeLimits) -> None:
+        self.body, self.what, self.limits = body, what, limits
+
+    def _get(self, key: str, default: Any) -> Any:
+        if key in self.body:
+            return self.body[key]
+        if default is _REQUIRED:
+            raise DecodeError(f"{self.what}: missing field {key!r}")
+        return default
+
+    def fail(self, key: str, expected: str, value: object) -> DecodeError:
+        return DecodeError(
+            f"{self.what}: field {key!r} must be {expected}, got {type(value).__name__}"
+        )
+
+    def str(self, key: str, default: Any = _REQUIRED) -> str:
+        value = self._get(key, default)
+        if not isinstance(value, str):
+            raise self.fail(key, "a string", value)
+        return value
+
+    def int(self, key: str, default: Any = _REQUIRED, lo: int = 0, hi: int = _U32) -> int:
+        value = self._get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.fail(key, "an integer", value)
+        if not lo <= value < hi:
+            raise DecodeError(f"{self.what}: field {key!r}={value} is outside [{lo}, {hi})")
+        return value
+
+    def float(self, key: str, default: Any = _REQUIRED) -> float:
+        value = self._get(key, default)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise self.fail(key, "a number", value)
+        if not math.isfinite(value):
+            raise DecodeError(f"{self.what}: field {key!r} must be finite, got {value}")
+        return float(value)
+
+    def bool(self, key: str, default: Any = _REQUIRED) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, "a boolean", value)
+        return value
+
+    def list(self, key: str, default: Any = _REQUIRED) -> list:
+        value = self._get(key, default)
+        if not isinstance(value, list):
+            raise self.fail(key, "a list", value)
+        return value
+
+    def map(self, key: str, default: Any = _REQUIRED) -> dict:
+        value = self._get(key, default)
+        if not isinstance(value, dict):
+            raise self.fail(key, "a map", value)
+        return value
+
+    def str_list(self, key: str, default: Any = _REQUIRED) -> list[str]:
+        items = self.list(key, default)
+        if not all(isinstance(item, str) for item in items):
+            raise DecodeError(f"{self.what}: field {key!r} must hold only strings")
+        return items
+
+    def str_map(self, key: str, default: Any = _REQUIRED) -> dict[str, str]:
+        mapping = self.map(key, default)
+        if not all(isinstance(v, str) for v in mapping.values()):
+            raise DecodeError(f"{self.what}: field {key!r} must map strings to strings")
+        return mapping
+
+    def tensor(self, key: str, default: Any = _REQUIRED) -> np.ndarray | None:
+        value = self._get(key, default)
+        if value is None:
+            return None
+        return decode_tensor(value, field=f"{self.what}.{key}", limits=self.limits)
+
+    def nested(self, key: str) -> _Fields:
+        return _Fields(self.map(key), f"{self.what}.{key}", self.limits)
+
+
+def encode_observation(obs: Observation, jpeg_quality: int = 90) -> bytes:
+    """`jpeg_quality=0` sends raw images (no codec loss, ~10x the bytes)."""
+    return _pack(
+        {
+            "state": encode_tensor(obs.state),
+            "images": {
+                name: encode_image(image, jpeg_quality, f"images.{name}")
+                for name, image in obs.images.items()
+            },
+            "task": obs.task,
+            "inference_delay_steps": obs.inference_delay_steps,
+            "prefix_model": None if obs.prefix_model is None else encode_tensor(obs.prefix_model),
+            "prefix_robot": None if obs.prefix_robot is None else encode_tensor(obs.prefix_robot),
+            "episode_start": obs.episode_start,
+        }
+    )
+
+
+def decode_observation(
+    data: bytes | bytearray | memoryview, limits: DecodeLimits = DEFAULT_LIMITS
+) -> Observation:
+    f = _Fields(_unpack(data, limits, "observation"), "observation", limits)
+    raw_images = f.map("images", {})
+    if len(raw_images) > limits.max_images:
+        raise TooLargeError(f"observation: {len(raw_images)} images exceed {limits.max_images}")
+    images = {}
+    for name, image in raw_images.items():
+        if not isinstance(name, str):
+            raise DecodeError("observation: image names must be strings")
+        images[name] = decode_image(image, field=f"observation.images.{name}", limits=limits)
+    state = f.tensor("state")
+    if state is None:
+        raise DecodeError("observation: field 'state' must be a tensor, got null")
+    return Observation(
+        state=state,
+        images=images,
+        task=f.str("task", ""),
+        inference_delay_steps=f.int("inference_delay_steps", 0),
+        prefix_model=f.tensor("prefix_model", None),
+        prefix_robot=f.tensor("prefix_robot", None),
+        episode_start=f.bool("episode_start", False),
+    )
+
+
+def encode_action_chunk(chunk: ActionChunk) -> bytes:
+    return _pack(
+        {
+            "chunk_model": encode_tensor(chunk.chunk_model),
+            "chunk_robot": encode_tensor(chunk.chunk_robot),
+            "queue_wait_ms": float(chunk.queue_wait_ms),
+            "inference_ms": float(chunk.inference_ms),
+            "superseded": int(chunk.superseded),
+            "server_load": float(chunk.server_load),
+        }
+    )
+
+
+def decode_action_chunk(
+    data: bytes | bytearray | memoryview, limits: DecodeLimits = DEFAULT_LIMITS
+) -> ActionChunk:
+    f = _Fields(_unpack(data, limits, "action_chunk"), "action_chunk", limits)
+    chunk_model, chunk_robot = f.tensor("chunk_model"), f.tensor("chunk_robot")
+    for key, chunk in (("chunk_model", chunk_model), ("chunk_robot", chunk_robot)):
+        if chunk is None or chunk.ndim != 2:
+            shape = None if chunk is None else chunk.shape
+            raise DecodeError(f"action_chunk: {key} must be a [T, A] tensor, got {shape}")
+    return ActionChunk(
+        chunk_model=chunk_model,
+        chunk_robot=chunk_robot,
+        queue_wait_ms=f.float("queue_wait_ms", 0.0),
+        inference_ms=f.float("inference_ms", 0.0),
+        superseded=f.int("superseded", 0, hi=2**63),
+        server_load=f.float("server_load", 0.0),
+    )
+
+
+def _camera_to_wire(camera: CameraSpec) -> dict[str, Any]:
+    return {"name": camera.name, "height": camera.height, "width": camera.width}
+
+
+def _cameras_from_wire(f: _Fields, key: str) -> list[CameraSpec]:
+    cameras = []
+    for index, item in enumerate(f.list(key, [])):
+        if not isinstance(item, dict):
+            raise DecodeError(f"{f.what}: {key}[{index}] must be a map")
+        c = _Fields(item, f"{f.what}.{key}[{index}]", f.limits)
+        cameras.append(CameraSpec(c.str("name"), c.int("height", 0), c.int("width", 0)))
+    return cameras
+
+
+def _capabilities_to_wire(caps: Capabilities) -> dict[str, Any]:
+    return {
+        "model_id": caps.model_id,
+        "revision": caps.revision,
+        "task_slug": caps.task_slug,
+        "action_names": list(caps.action_names),
+        "chunk_size": caps.chunk_size,
+        "state_dim": caps.state_dim,
+        "state_names": list(caps.state_names),
+        "cameras": [_camera_to_wire(c) for c in caps.cameras],
+        "supports_rtc": caps.supports_rtc,
+        "rtc_execution_horizon": caps.rtc_execution_horizon,
+        "trained_fps": float(caps.trained_fps),
+        "serving_mode": caps.serving_mode,
+        "default_task": caps.default_task,
+        "pin_task": caps.pin_task,
+        "schema_min": caps.schema_min,
+        "schema_max": caps.schema_max,
+        "server_version": caps.server_version,
+    }
+
+
+def _capabilities_from_wire(f: _Fields) -> Capabilities:
+    return Capabilities(
+        model_id=f.str("model_id"),
+        revision=f.str("revision"),
+        task_slug=f.str("task_slug"),
+        action_names=f.str_list("action_names"),
+        chunk_size=f.int("chunk_size"),
+        state_dim=f.int("state_dim"),
+        state_names=f.str_list("state_names", []),
+        cameras=_cameras_from_wire(f, "cameras"),
+        supports_rtc=f.bool("supports_rtc", False),
+        rtc_execution_horizon=f.int("rtc_execution_horizon", 0),
+        trained_fps=f.float("trained_fps", 0.0),
+        serving_mode=f.str("serving_mode", "shared"),
+        default_task=f.str("default_task", ""),
+        pin_task=f.bool("pin_task", False),
+        schema_min=f.int("schema_min", 1, hi=2**16),
+        schema_max=f.int("schema_max", 1, hi=2**16),
+        server_version=f.str("server_version", ""),
+    )
+
+
+def _encode_control(msg: Message) -> dict[str, Any]:
+    if isinstance(msg, StatusRequest):
+        return {}
+    if isinstance(msg, Status):
+        return {
+            "capabilities": _capabilities_to_wire(msg.capabilities),
+            "active_sessions": msg.active_sessions,
+            "max_sessions": msg.max_sessions,
+            "draining": msg.draining,
+        }
+    if isinstance(msg, SessionOpen):
+        return {
+            "client_id": msg.client_id,
+            "action_names": list(msg.action_names),
+            "state_dim": msg.state_dim,
+            "cameras": [_camera_to_wire(c) for c in msg.cameras],
+            "fps": float(msg.fps),
+            "task": msg.task,
+            "rtc": msg.rtc,
+            "schema_min": msg.schema_min,
+            "schema_max": msg.schema_max,
+            "tags": dict(msg.tags),
+        }
+    if isinstance(msg, SessionAck):
+        return {
+            "session_id": msg.session_id,
+            "session_epoch": msg.session_epoch,
+            "schema_version": msg.schema_version,
+            "capabilities": _capabilities_to_wire(msg.capabilities),
+            "rtc_enabled": msg.rtc_enabled,
+            "warnings": list(msg.warnings),
+        }
+    if isinstance(msg, SessionClose):
+        return {"session_id": msg.session_id, "reason": msg.reason}
+    if isinstance(msg, Reset | ResetAck):
+        return {"session_id": msg.session_id, "episode_id": msg.episode_id}
+    if isinstance(msg, ErrorReply):
+        return {"code": msg.code.value, "message": msg.message, "details": dict(msg.details)}
+    raise TypeError(f"not a control message: {type(msg).__name__}")
+
+
+def _decode_control(msg_type: MsgType, f: _Fields) -> Message:
+    if msg_type is MsgType.STATUS_REQUEST:
+        return StatusRequest()
+    if msg_type is MsgType.STATUS:
+        return Status(
+            capabilities=_capabilities_from_wire(f.nested("capabilities")),
+            active_sessions=f.int("active_sessions", 0),
+            max_sessions=f.int("max_sessions", 0),
+            draining=f.bool("draining", False),
+        )
+    if msg_type is MsgType.SESSION_OPEN:
+        return SessionOpen(
+            client_id=f.str("client_id"),
+            action_names=f.str_list("action_names"),
+            state_dim=f.int("state_dim"),
+            cameras=_cameras_from_wire(f, "cameras"),
+            fps=f.float("fps", 0.0),
+            task=f.str("task", ""),
+            rtc=f.bool("rtc", False),
+            schema_min=f.int("schema_min", 1, hi=2**16),
+            schema_max=f.int("schema_max", 1, hi=2**16),
+            tags=f.str_map("tags", {}),
+        )
+    if msg_type is MsgType.SESSION_ACK:
+        return SessionAck(
+            session_id=f.str("session_id"),
+            session_epoch=f.int("session_epoch"),
+            schema_version=f.int("schema_version", hi=2**16),
+            capabilities=_capabilities_from_wire(f.nested("capabilities")),
+            rtc_enabled=f.bool("rtc_enabled", False),
+            warnings=f.str_list("warnings", []),
+        )
+    if msg_type is MsgType.SESSION_CLOSE:
+        return SessionClose(session_id=f.str("session_id"), reason=f.str("reason", ""))
+    if msg_type is MsgType.RESET:
+        return Reset(session_id=f.str("session_id"), episode_id=f.int("episode_id"))
+    if msg_type is MsgType.RESET_ACK:
+        return ResetAck(session_id=f.str("session_id"), episode_id=f.int("episode_id"))
+    if msg_type is MsgType.ERROR:
+        raw_code = f.str("code")
+        try:
+            code = ErrorCode(raw_code)
+        except ValueError:
+            code = ErrorCode.INTERNAL  # a newer peer's code: still an error, still readable
+        details = f.map("details", {})
+        if not all(
+            isinstance(v, int | float | str) and not isinstance(v, bool) for v in details.values()
+        ):
+            raise DecodeError("error: details must map to numbers or strings")
+        return ErrorReply(code=code, message=f.str("message"), details=details)
+    raise DecodeError(f"message type {msg_type.name} is not a control message")
+
+
+def encode_message(msg: Message, jpeg_quality: int = 90) -> bytes:
+    """Body bytes of any message; the header travels separately."""
+    if isinstance(msg, Observation):
+        return encode_observation(msg, jpeg_quality)
+    if isinstance(msg, ActionChunk):
+        return encode_action_chunk(msg)
+    return _pack(_encode_control(msg))
+
+
+def decode_message(
+    msg_type: MsgType,
+    data: bytes | bytearray | memoryview,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+) -> Message:
+    """Decode a body of the type its header names; raises only `WireError`."""
+    if msg_type is MsgType.OBSERVATION:
+        return decode_observation(data, limits)
+    if msg_type is MsgType.ACTION_CHUNK:
+        return decode_action_chunk(data, limits)
+    what = msg_type.name.lower()
+    return _decode_control(msg_type, _Fields(_unpack(data, limits, what), what, limits))
+
+
+def decode_expected(
+    expected: type[_T],
+    msg_type: MsgType,
+    data: bytes | bytearray | memoryview,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+) -> _T | ErrorReply:
+    """Decode a reply that must be `expected` or an `ErrorReply` (the two answers a query gets)."""
+    msg = decode_message(msg_type, data, limits)
+    if isinstance(msg, expected | ErrorReply):
+        return msg
+    raise WireError(f"expected {expected.__name__}, got {type(msg).__name__}")

@@ -1,0 +1,181 @@
+"""The messages of the native protocol, as plain dataclasses.
+
+Identity (`seq_id`, `episode_id`, `session_epoch`, the client's clock stamp) lives in the header,
+not here; bodies hold content only. Unknown keys in a body are ignored on decode, so a newer
+peer can add fields without breaking an older one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from policylink.wire.errors import ErrorCode
+from policylink.wire.header import MsgType
+from policylink.wire.schema import SCHEMA_MAX, SCHEMA_MIN
+
+
+@dataclass
+class Observation:
+    """One robot observation plus what the server needs to answer it statelessly.
+
+    `inference_delay_steps` and the prefixes travel with every request so the server holds no
+    control state: the unexecuted tail of the previous chunk, in model space (for RTC) and in
+    robot space (for policies that post-process relative to it).
+    """
+
+    MSG_TYPE: ClassVar[MsgType] = MsgType.OBSERVATION
+
+    state: np.ndarray
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    task: str = ""
+    inference_delay_steps: int = 0
+    prefix_model: np.ndarray | None = None
+    prefix_robot: np.ndarray | None = None
+    episode_start: bool = False
+
+
+@dataclass
+class ActionChunk:
+    """Future actions for one observation; the server reports durations, never instants."""
+
+    MSG_TYPE: ClassVar[MsgType] = MsgType.ACTION_CHUNK
+
+    chunk_model: np.ndarray
+    chunk_robot: np.ndarray
+    queue_wait_ms: float = 0.0
+    inference_ms: float = 0.0
+    superseded: int = 0
+    server_load: float = 0.0
+
+
+@dataclass
+class CameraSpec:
+    name: str
+    height: int
+    width: int
+
+
+@dataclass
+class Capabilities:
+    """What a served policy needs and produces; the client checks it before streaming."""
+
+    model_id: str
+    revision: str
+    task_slug: str
+    action_names: list[str]
+    chunk_size: int
+    state_dim: int
+    state_names: list[str] = field(default_factory=list)
+    cameras: list[CameraSpec] = field(default_factory=list)
+    supports_rtc: bool = False
+    rtc_execution_horizon: int = 0
+    trained_fps: float = 0.0
+    serving_mode: str = "shared"
+    default_task: str = ""
+    pin_task: bool = False
+    schema_min: int = SCHEMA_MIN
+    schema_max: int = SCHEMA_MAX
+    server_version: str = ""
+
+
+@dataclass
+class StatusRequest:
+    MSG_TYPE: ClassVar[MsgType] = MsgType.STATUS_REQUEST
+
+
+@dataclass
+class Status:
+    MSG_TYPE: ClassVar[MsgType] = MsgType.STATUS
+
+    capabilities: Capabilities
+    active_sessions: int = 0
+    max_sessions: int = 0
+    draining: bool = False
+
+    @property
+    def load(self) -> float:
+        return self.active_sessions / self.max_sessions if self.max_sessions else 0.0
+
+
+@dataclass
+class SessionOpen:
+    """What the robot has; the server refuses a session whose layout does not match exactly."""
+
+    MSG_TYPE: ClassVar[MsgType] = MsgType.SESSION_OPEN
+
+    client_id: str
+    action_names: list[str]
+    state_dim: int
+    cameras: list[CameraSpec] = field(default_factory=list)
+    fps: float = 0.0
+    task: str = ""
+    rtc: bool = False
+    schema_min: int = SCHEMA_MIN
+    schema_max: int = SCHEMA_MAX
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class SessionAck:
+    MSG_TYPE: ClassVar[MsgType] = MsgType.SESSION_ACK
+
+    session_id: str
+    session_epoch: int
+    schema_version: int
+    capabilities: Capabilities
+    rtc_enabled: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SessionClose:
+    MSG_TYPE: ClassVar[MsgType] = MsgType.SESSION_CLOSE
+
+    session_id: str
+    reason: str = ""
+
+
+@dataclass
+class Reset:
+    """Episode boundary; `episode_id` is the new episode's id."""
+
+    MSG_TYPE: ClassVar[MsgType] = MsgType.RESET
+
+    session_id: str
+    episode_id: int
+
+
+@dataclass
+class ResetAck:
+    MSG_TYPE: ClassVar[MsgType] = MsgType.RESET_ACK
+
+    session_id: str
+    episode_id: int
+
+
+@dataclass
+class ErrorReply:
+    """A refusal or failure; `details` carries data a client acts on (e.g. current load)."""
+
+    MSG_TYPE: ClassVar[MsgType] = MsgType.ERROR
+
+    code: ErrorCode
+    message: str
+    details: dict[str, float | int | str] = field(default_factory=dict)
+
+
+Message = (
+    Observation
+    | ActionChunk
+    | StatusRequest
+    | Status
+    | SessionOpen
+    | SessionAck
+    | SessionClose
+    | Reset
+    | ResetAck
+    | ErrorReply
+)

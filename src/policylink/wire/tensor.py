@@ -1,0 +1,86 @@
+"""Tensors on the wire: raw little-endian bytes plus dtype name and shape.
+
+No pickle and no object arrays: a dtype allowlist, a rank cap and a byte cap are checked before
+any buffer is touched, and the byte count must match the shape exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+import numpy as np
+
+from policylink.wire.errors import TensorError, TooLargeError
+from policylink.wire.limits import DEFAULT_LIMITS, DecodeLimits
+
+ALLOWED_DTYPES: frozenset[str] = frozenset(
+    {
+        "bool",
+        "uint8",
+        "int8",
+        "uint16",
+        "int16",
+        "uint32",
+        "int32",
+        "uint64",
+        "int64",
+        "float16",
+        "float32",
+        "float64",
+    }
+)
+
+
+def encode_tensor(array: np.ndarray) -> dict[str, Any]:
+    """Little-endian bytes whatever the input byte order, so every host reads the same layout."""
+    array = np.asarray(array)
+    name = array.dtype.name
+    if name not in ALLOWED_DTYPES:
+        raise TensorError(
+            f"dtype {array.dtype} cannot be sent; use one of {sorted(ALLOWED_DTYPES)}"
+        )
+    little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    return {"dtype": name, "shape": list(array.shape), "data": little.tobytes()}
+
+
+def decode_tensor(
+    obj: object,
+    *,
+    field: str = "tensor",
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    dtype: str | None = None,
+) -> np.ndarray:
+    """Zero-copy, read-only view of the payload in native byte order.
+
+    `dtype`, when given, is the only dtype accepted for this field.
+    """
+    if not isinstance(obj, dict):
+        raise TensorError(f"{field}: expected a tensor map, got {type(obj).__name__}")
+    name, shape, data = obj.get("dtype"), obj.get("shape"), obj.get("data")
+    if not isinstance(name, str) or name not in ALLOWED_DTYPES:
+        raise TensorError(f"{field}: dtype {name!r} is not one of {sorted(ALLOWED_DTYPES)}")
+    if dtype is not None and name != dtype:
+        raise TensorError(f"{field}: dtype must be {dtype}, got {name}")
+    if not isinstance(shape, list) or len(shape) > limits.max_ndim:
+        raise TensorError(f"{field}: shape must be a list of at most {limits.max_ndim} sizes")
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        raise TensorError(f"{field}: shape {shape!r} must hold non-negative integers")
+    if not isinstance(data, bytes):
+        raise TensorError(f"{field}: data must be bytes, got {type(data).__name__}")
+    wire_dtype = np.dtype(name).newbyteorder("<")
+    expected = math.prod(shape) * wire_dtype.itemsize
+    if expected > limits.max_tensor_bytes:
+        raise TooLargeError(
+            f"{field}: shape {shape} needs {expected} bytes, over the cap of "
+            f"{limits.max_tensor_bytes}"
+        )
+    if len(data) != expected:
+        raise TensorError(
+            f"{field}: shape {shape} of {name} needs {expected} bytes, got {len(data)}"
+        )
+    array = np.frombuffer(data, dtype=wire_dtype).reshape(shape)
+    if sys.byteorder == "big":
+        array = array.astype(array.dtype.newbyteorder("="))
+    return array
