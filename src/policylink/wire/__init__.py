@@ -1,7 +1,7 @@
 """The native wire format: header, messages, bounded codecs, key expressions.
 
-Depends on numpy, msgpack and simplejpeg only, so the robot side can import it without torch
-or zenoh.
+Depends on numpy and msgpack only (simplejpeg is imported when a JPEG is encoded or decoded),
+so the robot side can import it without torch or zenoh.
 """
 
 from policylink.wire.codec import (

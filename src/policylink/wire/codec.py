@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import msgpack
 import numpy as np
 
-from policylink.wire.errors import DecodeError, ErrorCode, TooLargeError, WireError
+from policylink.wire.errors import DecodeError, ErrorCode, HeaderError, TooLargeError, WireError
 from policylink.wire.header import MsgType
 from policylink.wire.image import decode_image, encode_image
 from policylink.wire.limits import DEFAULT_LIMITS, DecodeLimits
@@ -133,7 +133,7 @@ class _Fields:
 
     def str_map(self, key: str, default: Any = _REQUIRED) -> dict[str, str]:
         mapping = self.map(key, default)
-        if not all(isinstance(v, str) for v in mapping.values()):
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
             raise DecodeError(f"{self.what}: field {key!r} must map strings to strings")
         return mapping
 
@@ -368,9 +368,10 @@ def _decode_control(msg_type: MsgType, f: _Fields) -> Message:
             code = ErrorCode.INTERNAL  # a newer peer's code: still an error, still readable
         details = f.map("details", {})
         if not all(
-            isinstance(v, int | float | str) and not isinstance(v, bool) for v in details.values()
+            isinstance(k, str) and isinstance(v, int | float | str) and not isinstance(v, bool)
+            for k, v in details.items()
         ):
-            raise DecodeError("error: details must map to numbers or strings")
+            raise DecodeError("error: details must map strings to numbers or strings")
         return ErrorReply(code=code, message=f.str("message"), details=details)
     raise DecodeError(f"message type {msg_type.name} is not a control message")
 
@@ -385,11 +386,15 @@ def encode_message(msg: Message, jpeg_quality: int = 90) -> bytes:
 
 
 def decode_message(
-    msg_type: MsgType,
+    msg_type: MsgType | int,
     data: bytes | bytearray | memoryview,
     limits: DecodeLimits = DEFAULT_LIMITS,
 ) -> Message:
     """Decode a body of the type its header names; raises only `WireError`."""
+    try:
+        msg_type = MsgType(msg_type)
+    except ValueError:
+        raise HeaderError(f"unknown message type {msg_type!r}") from None
     if msg_type is MsgType.OBSERVATION:
         return decode_observation(data, limits)
     if msg_type is MsgType.ACTION_CHUNK:

@@ -57,6 +57,8 @@ def pack_header(header: Header) -> bytes:
         ("client_mono_ns", header.client_mono_ns, _I64, -_I64),
         ("session_epoch", header.session_epoch, _U32, 0),
     ):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise HeaderError(f"header field {name} must be an integer, got {value!r}")
         if not lower <= value < upper:
             raise HeaderError(f"header field {name}={value} is outside [{lower}, {upper})")
     return _HEADER.pack(

@@ -3,14 +3,17 @@
 The codec owns the colour convention: images are uint8 HWC RGB on both sides. simplejpeg is RGB
 by default; OpenCV and PyTurboJPEG default to BGR, a silent colour swap that this module exists
 to rule out. Chroma subsampling is always set explicitly because library defaults differ.
+
+simplejpeg is imported only where JPEG is used, so a robot sending raw images needs nothing but
+numpy and msgpack.
 """
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
-import simplejpeg
 
 from policylink.wire.errors import ImageError, TooLargeError
 from policylink.wire.limits import DEFAULT_LIMITS, DecodeLimits
@@ -18,6 +21,17 @@ from policylink.wire.limits import DEFAULT_LIMITS, DecodeLimits
 JPEG = "jpeg"
 RAW = "raw"
 JPEG_SUBSAMPLING = "420"
+
+
+def _simplejpeg(field: str) -> ModuleType:
+    try:
+        import simplejpeg
+    except ImportError:
+        raise ImageError(
+            f"{field}: JPEG needs the simplejpeg package; `pip install simplejpeg`, "
+            "or send raw images with jpeg_quality=0"
+        ) from None
+    return simplejpeg
 
 
 def check_rgb_image(image: np.ndarray, field: str = "image") -> np.ndarray:
@@ -35,6 +49,10 @@ def check_rgb_image(image: np.ndarray, field: str = "image") -> np.ndarray:
             else ""
         )
         raise ImageError(f"{field}: images must be HxWx3 RGB, got shape {image.shape}{hint}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ImageError(
+            f"{field}: image shape {image.shape} is empty; height and width must be >= 1"
+        )
     return image
 
 
@@ -47,7 +65,7 @@ def encode_image(image: np.ndarray, quality: int, field: str = "image") -> dict[
     if quality == 0:
         data = np.ascontiguousarray(image).tobytes()
         return {"format": RAW, "shape": [height, width, 3], "data": data}
-    data = simplejpeg.encode_jpeg(
+    data = _simplejpeg(field).encode_jpeg(
         np.ascontiguousarray(image),
         quality=quality,
         colorspace="RGB",
@@ -86,6 +104,7 @@ def decode_image(
         if len(data) != height * width * 3:
             raise ImageError(f"{field}: raw {height}x{width}x3 needs {height * width * 3} bytes")
         return np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
+    simplejpeg = _simplejpeg(field)
     try:
         jpeg_height, jpeg_width, _, _ = simplejpeg.decode_jpeg_header(data)
     except ValueError as exc:

@@ -15,6 +15,8 @@ def negotiate_schema(
     """Highest version both sides speak, or `SchemaError` saying which side must upgrade."""
     if client_min > client_max:
         raise SchemaError(f"client schema range [{client_min}, {client_max}] is empty")
+    if server_min > server_max:
+        raise SchemaError(f"server schema range [{server_min}, {server_max}] is empty")
     low, high = max(client_min, server_min), min(client_max, server_max)
     if low > high:
         side = "client" if client_max < server_min else "server"

@@ -67,6 +67,12 @@ def decode_tensor(
         raise TensorError(f"{field}: shape must be a list of at most {limits.max_ndim} sizes")
     if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
         raise TensorError(f"{field}: shape {shape!r} must hold non-negative integers")
+    # A zero-sized axis makes the byte count 0 whatever the other axes claim; bounding them too
+    # keeps a shape like [0, 2**63] from reaching numpy, which refuses it with a ValueError.
+    if math.prod(max(s, 1) for s in shape) > limits.max_tensor_bytes:
+        raise TooLargeError(
+            f"{field}: shape {shape} is over the cap of {limits.max_tensor_bytes} elements"
+        )
     if not isinstance(data, bytes):
         raise TensorError(f"{field}: data must be bytes, got {type(data).__name__}")
     wire_dtype = np.dtype(name).newbyteorder("<")
@@ -80,6 +86,9 @@ def decode_tensor(
         raise TensorError(
             f"{field}: shape {shape} of {name} needs {expected} bytes, got {len(data)}"
         )
+    if name == "bool" and data.translate(None, b"\x00\x01"):
+        # numpy would accept any non-zero byte as True and compare it unequal to True.
+        raise TensorError(f"{field}: bool tensor bytes must be 0 or 1")
     array = np.frombuffer(data, dtype=wire_dtype).reshape(shape)
     if sys.byteorder == "big":
         array = array.astype(array.dtype.newbyteorder("="))
