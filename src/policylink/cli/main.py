@@ -3,10 +3,11 @@
 import typer
 
 from policylink import __version__
-from policylink.cli import demo
+from policylink.cli import demo, serve
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
 
 
 @app.command()

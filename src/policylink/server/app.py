@@ -1,0 +1,172 @@
+"""`ServerApp`: one manifest in, a warmed policy served over Zenoh out — and a clean drain.
+
+Start-up order matters: the policy is built and warmed up, the worker is running and health is
+green *before* the Zenoh surface declares the service, so the first robot never pays for lazy
+initialisation. Drain runs the other way: drop the liveliness token (robots fail over), refuse
+new work, let the in-flight forward finish and publish, then close the surface.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import TracebackType
+from typing import Protocol
+
+from policylink.policy.base import Policy
+from policylink.policy.registry import build_policy
+from policylink.server.capture import RequestCapture
+from policylink.server.core import ServerCore
+from policylink.server.health import HealthServer
+from policylink.server.manifest import Manifest
+from policylink.server.metrics import ServerMetrics
+from policylink.server.serving_modes import decide_serving_mode
+from policylink.server.worker import InferenceWorker, warm_up
+from policylink.transport.zenoh_server import ZenohServerSurface
+from policylink.wire.messages import Capabilities
+
+log = logging.getLogger("policylink.server")
+
+
+class Surface(Protocol):
+    """A network surface over the core: `withdraw` stops advertising, `stop` closes it."""
+
+    def withdraw(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class SessionReaper:
+    """Closes sessions that sent nothing for `session_idle_timeout_s` (a robot that vanished
+    without a liveliness token, or whose token never reached us)."""
+
+    def __init__(self, core: ServerCore) -> None:
+        self.core = core
+        self._period_s = min(1.0, core.manifest.session_idle_timeout_s / 4)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="policylink-session-gc", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._period_s):
+            self.core.close_idle_sessions()
+
+
+class ServerApp:
+    def __init__(self, manifest: Manifest | None = None) -> None:
+        self.manifest = manifest or Manifest()
+        self.metrics = ServerMetrics()
+        self.policy: Policy | None = None
+        self.surfaces: list[Surface] = []
+        self.zenoh: ZenohServerSurface | None = None
+        self._core: ServerCore | None = None
+        self._worker: InferenceWorker | None = None
+        self._reaper: SessionReaper | None = None
+        self._health: HealthServer | None = None
+        self._warmed = False
+        self._stopped = False
+
+    @property
+    def core(self) -> ServerCore:
+        if self._core is None:
+            raise RuntimeError("ServerApp.start() has not run")
+        return self._core
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.core.capabilities
+
+    @property
+    def health_port(self) -> int | None:
+        return None if self._health is None else self._health.port
+
+    def healthy(self) -> bool:
+        worker = self._worker
+        return self._warmed and worker is not None and worker.is_alive() and not self._stopped
+
+    def start(self) -> ServerApp:
+        manifest = self.manifest
+        self.policy = policy = build_policy(
+            manifest.policy.to_config(), manifest.device, manifest.dtype
+        )
+        decision = decide_serving_mode(policy.spec, manifest.serving_mode, manifest.max_sessions)
+        for warning in decision.warnings:
+            log.warning(warning)
+        capture = (
+            RequestCapture(manifest.capture.dir, manifest.capture.max_requests)
+            if manifest.capture.dir
+            else None
+        )
+        self._core = core = ServerCore(
+            policy, manifest, decision, metrics=self.metrics, capture=capture
+        )
+        if manifest.warmup_inferences:
+            last_ms = warm_up(policy, manifest.warmup_inferences)
+            log.info("warmed up: %d forwards, last %.1f ms", manifest.warmup_inferences, last_ms)
+        self._worker = InferenceWorker(core)
+        self._worker.start()
+        self._warmed = True
+        try:
+            if manifest.health_port:
+                self._health = HealthServer(manifest.health_port, self.healthy, self.metrics)
+                self._health.start()
+            self.zenoh = ZenohServerSurface(
+                core, manifest.zenoh.to_settings(), manifest.namespace()
+            )
+            self.surfaces.append(self.zenoh)
+            self.zenoh.start()
+            self._reaper = SessionReaper(core)
+            self._reaper.start()
+        except BaseException:
+            self.stop()
+            raise
+        log.info(self.startup_line())
+        return self
+
+    def startup_line(self) -> str:
+        core, manifest = self.core, self.manifest
+        endpoints = self.zenoh.endpoints if self.zenoh else []
+        return (
+            f"policylink serve: namespace {manifest.namespace().base} | "
+            f"zenoh {manifest.zenoh.mode} "
+            f"{', '.join(endpoints) or '(no endpoints)'} | mode {core.decision.mode} | capacity "
+            f"{core.max_sessions} sessions | policy {core.policy.spec.family} on {manifest.device}"
+            + (f" | health :{self.health_port}" if self._health else "")
+        )
+
+    def stop(self) -> None:
+        """Drain: withdraw, refuse new work, finish the in-flight forward, close. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for surface in self.surfaces:
+            surface.withdraw()
+        if self._core is not None:
+            self._core.begin_drain()
+        if self._worker is not None:
+            self._worker.stop()
+        if self._reaper is not None:
+            self._reaper.stop()
+        for surface in reversed(self.surfaces):
+            surface.stop()
+        if self._health is not None:
+            self._health.stop()
+        log.info("drained and stopped")
+
+    def __enter__(self) -> ServerApp:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,267 @@
+"""The transport-agnostic server: the one entry point both the Zenoh and the OpenPI surfaces call.
+
+Transports turn bytes into calls here and replies back into bytes; they know nothing about
+policies. Everything a transport thread does through this class is bounded and short: opening a
+session runs the contract checks, an observation is only deposited into its session's mailbox.
+Decoding, the policy and encoding happen on the inference worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+
+from policylink import __version__
+from policylink.policy.base import Policy
+from policylink.server.capture import RequestCapture
+from policylink.server.manifest import Manifest
+from policylink.server.metrics import LoadMeter, ServerMetrics
+from policylink.server.scheduler import RoundRobinScheduler, Scheduler
+from policylink.server.serving_modes import EXCLUSIVE, ServingDecision
+from policylink.server.session import Decode, PendingRequest, Reply, Session
+from policylink.server.session_registry import SessionRegistry
+from policylink.server.validation import Admission, OpenPolicy, check_session_open, reject
+from policylink.wire.errors import ErrorCode
+from policylink.wire.header import Header, MsgType
+from policylink.wire.messages import (
+    Capabilities,
+    ErrorReply,
+    Reset,
+    ResetAck,
+    SessionAck,
+    SessionOpen,
+    Status,
+)
+
+log = logging.getLogger("policylink.server")
+
+CloseListener = Callable[[Session, str], None]
+
+
+def build_capabilities(
+    policy: Policy, manifest: Manifest, decision: ServingDecision
+) -> Capabilities:
+    spec = policy.spec
+    return Capabilities(
+        model_id=manifest.model_id,
+        revision=manifest.revision,
+        task_slug=manifest.task_slug,
+        action_names=list(spec.action_names),
+        chunk_size=spec.chunk_size,
+        state_dim=spec.state_dim,
+        state_names=list(spec.state_names),
+        cameras=list(spec.cameras),
+        supports_rtc=spec.supports_rtc and manifest.rtc.enabled,
+        rtc_execution_horizon=manifest.rtc.execution_horizon,
+        trained_fps=manifest.trained_fps or spec.trained_fps,
+        serving_mode=decision.mode,
+        default_task=manifest.default_task,
+        pin_task=manifest.pin_task,
+        server_version=__version__,
+    )
+
+
+class ServerCore:
+    def __init__(
+        self,
+        policy: Policy,
+        manifest: Manifest,
+        decision: ServingDecision,
+        *,
+        metrics: ServerMetrics | None = None,
+        capture: RequestCapture | None = None,
+        scheduler: Scheduler | None = None,
+    ) -> None:
+        self.policy = policy
+        self.manifest = manifest
+        self.decision = decision
+        self.capabilities = build_capabilities(policy, manifest, decision)
+        self.max_sessions = decision.max_sessions
+        self.exclusive = decision.mode == EXCLUSIVE
+        self.metrics = metrics or ServerMetrics()
+        self.capture = capture
+        self.scheduler: Scheduler = scheduler or RoundRobinScheduler()
+        self.registry = SessionRegistry()
+        self.load = LoadMeter()
+        self._open_rules = OpenPolicy(
+            self.capabilities, manifest.strict_fps, self.capabilities.supports_rtc
+        )
+        # Guards the capacity check and the insertion as one step (two robots racing for the
+        # last slot must not both get it), the epoch counter, the draining flag and listeners.
+        self._open_lock = threading.Lock()
+        self._next_epoch = 1
+        self._draining = False
+        self._close_listeners: list[CloseListener] = []
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def status(self) -> Status:
+        return Status(
+            capabilities=self.capabilities,
+            active_sessions=self.registry.count(),
+            max_sessions=self.max_sessions,
+            draining=self._draining,
+        )
+
+    def add_close_listener(self, listener: CloseListener) -> None:
+        """Called as `listener(session, reason)` after any session closes, on the closing thread."""
+        with self._open_lock:
+            self._close_listeners.append(listener)
+
+    def open_session(self, req: SessionOpen, transport: str) -> SessionAck | ErrorReply:
+        admission = check_session_open(req, self._open_rules)
+        if isinstance(admission, ErrorReply):
+            return self._refuse(admission)
+        with self._open_lock:
+            if self._draining:
+                return self._refuse(
+                    reject(ErrorCode.DRAINING, "server is draining; connect to another replica")
+                )
+            others = self.registry.count_excluding_client(admission.client)
+            if others >= self.max_sessions:
+                return self._refuse(self._capacity_reply(others))
+            session = self._new_session(req, admission, transport)
+            replaced = self.registry.add(session)
+        self.metrics.sessions_opened.inc()
+        if replaced is not None:
+            self._closed(replaced, "replaced")
+        self.metrics.sessions_active.set(self.registry.count())
+        log.info(
+            "session %s opened for client %s over %s (epoch %d)",
+            session.session_id,
+            session.client,
+            transport,
+            session.epoch,
+        )
+        return SessionAck(
+            session_id=session.session_id,
+            session_epoch=session.epoch,
+            schema_version=admission.schema_version,
+            capabilities=self.capabilities,
+            rtc_enabled=admission.rtc_enabled,
+            warnings=admission.warnings,
+        )
+
+    def _new_session(self, req: SessionOpen, admission: Admission, transport: str) -> Session:
+        epoch = self._next_epoch
+        self._next_epoch = self._next_epoch % (2**32 - 1) + 1
+        return Session(
+            session_id=uuid.uuid4().hex,
+            client=admission.client,
+            epoch=epoch,
+            schema_version=admission.schema_version,
+            processor=self.policy.make_processor(),
+            transport=transport,
+            rtc_enabled=admission.rtc_enabled,
+            order=0,
+            tags=dict(req.tags),
+        )
+
+    def _capacity_reply(self, active: int) -> ErrorReply:
+        load = active / self.max_sessions
+        return reject(
+            ErrorCode.CAPACITY,
+            f"server is full: {active} of {self.max_sessions} sessions in use; try another replica",
+            active_sessions=active,
+            max_sessions=self.max_sessions,
+            load=load,
+            worker_load=self.load.value,
+        )
+
+    def _refuse(self, error: ErrorReply) -> ErrorReply:
+        self.metrics.sessions_rejected.labels(error.code.value).inc()
+        log.info("session refused (%s): %s", error.code.value, error.message)
+        return error
+
+    def close_session(self, session_id: str, reason: str) -> bool:
+        """Close exactly this session; a newer session of the same client is never touched."""
+        session = self.registry.remove(session_id)
+        if session is None:
+            return False
+        self._closed(session, reason)
+        self.metrics.sessions_active.set(self.registry.count())
+        return True
+
+    def _closed(self, session: Session, reason: str) -> None:
+        self.metrics.sessions_closed.labels(reason).inc()
+        log.info("session %s of client %s closed: %s", session.session_id, session.client, reason)
+        with self._open_lock:
+            listeners = list(self._close_listeners)
+        for listener in listeners:
+            listener(session, reason)
+
+    def close_idle_sessions(self) -> list[str]:
+        idle = self.registry.idle_sessions(self.manifest.session_idle_timeout_s)
+        return [s.session_id for s in idle if self.close_session(s.session_id, "idle")]
+
+    def session_id_for_client(self, client: str) -> str | None:
+        return self.registry.session_id_for_client(client)
+
+    def reset_session(self, req: Reset) -> ResetAck | ErrorReply:
+        if self.registry.begin_episode(req.session_id, req.episode_id) is None:
+            return reject(
+                ErrorCode.UNKNOWN_SESSION,
+                f"session {req.session_id!r} is not open here; open a new session",
+            )
+        return ResetAck(session_id=req.session_id, episode_id=req.episode_id)
+
+    def submit_observation(
+        self, session_id: str, header: Header, payload: object, decode: Decode, reply: Reply
+    ) -> None:
+        """Deposit only: returns in microseconds. Unknown or stale sessions are answered here
+        (from the caller's thread); everything else is answered by the inference worker."""
+        if self._draining:
+            self.metrics.dropped.labels("draining").inc()
+            return
+        outcome = self.registry.deposit(
+            session_id, header.session_epoch, PendingRequest(header, payload, decode, reply)
+        )
+        if outcome == "superseded":
+            self.metrics.superseded.inc()
+        elif outcome == "old_episode":
+            self.metrics.dropped.labels("old_episode").inc()
+        elif outcome == "unknown":
+            self._answer_now(
+                header,
+                reply,
+                reject(ErrorCode.UNKNOWN_SESSION, "no open session for this client; open one"),
+            )
+        elif outcome == "stale":
+            self._answer_now(
+                header,
+                reply,
+                reject(
+                    ErrorCode.STALE_SESSION,
+                    f"session_epoch {header.session_epoch} belongs to a closed session; "
+                    "use the epoch of your latest SessionAck",
+                ),
+            )
+
+    def _answer_now(self, header: Header, reply: Reply, error: ErrorReply) -> None:
+        self.metrics.errors.labels(error.code.value).inc()
+        try:
+            reply(reply_header(header, header.schema_version, MsgType.ERROR), error)
+        except Exception:  # a failing transport must not take the caller's thread down
+            log.exception("could not send %s reply", error.code.value)
+
+    def begin_drain(self) -> None:
+        """From now on: refuse opens, ignore new observations. Unserved mailboxes are dropped."""
+        with self._open_lock:
+            self._draining = True
+        self.registry.wake()
+
+
+def reply_header(request: Header, schema_version: int, msg_type: MsgType) -> Header:
+    """Echo the request's identity untouched: the client matches chunks on it."""
+    return Header(
+        schema_version=schema_version,
+        msg_type=msg_type,
+        seq_id=request.seq_id,
+        episode_id=request.episode_id,
+        client_mono_ns=request.client_mono_ns,
+        session_epoch=request.session_epoch,
+    )

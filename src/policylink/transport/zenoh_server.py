@@ -1,0 +1,305 @@
+"""The server's Zenoh surface: key expressions and callbacks in, `ServerCore` calls out.
+
+Callbacks run on Zenoh's own threads and must return fast: the observation callback only reads
+the fixed header, looks up the session and deposits the untouched payload; decoding happens on
+the inference worker. Every query is finalised (`with query:`), or the caller would wait for
+its timeout. Per-robot action publishers use the QoS in `zenoh_session` (DROP, never BLOCK).
+
+Session garbage collection from liveliness is deliberately slow to kill: a dropped client token
+only marks the client's session, and after a grace period the session is closed only if the
+token is still absent *and* the client still maps to that same session. A late token drop can
+therefore never close a replacement session that is alive.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import zenoh
+
+from policylink.transport.zenoh_session import ZenohSettings, declare_action_publisher, open_session
+from policylink.wire.codec import decode_message, decode_observation, encode_message
+from policylink.wire.errors import DecodeError, ErrorCode, KeyExprError, WireError
+from policylink.wire.header import Header, MsgType, pack_header, unpack_header
+from policylink.wire.keys import Namespace
+from policylink.wire.limits import DEFAULT_LIMITS, DecodeLimits
+from policylink.wire.messages import (
+    ActionChunk,
+    ErrorReply,
+    Message,
+    Observation,
+    Reset,
+    SessionClose,
+    SessionOpen,
+    StatusRequest,
+)
+from policylink.wire.schema import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from policylink.server.core import ServerCore
+    from policylink.server.session import Reply, Session
+
+log = logging.getLogger("policylink.server.zenoh")
+
+LIVELINESS_GRACE_S = 1.0
+LIVELINESS_QUERY_TIMEOUT_S = 0.5
+
+
+def _attachment(sample_or_query: zenoh.Sample | zenoh.Query) -> bytes | None:
+    attachment = sample_or_query.attachment
+    return None if attachment is None else attachment.to_bytes()
+
+
+class ZenohServerSurface:
+    """Owned by `ServerApp`: `start()`, then `withdraw()` (drop the liveliness token) and
+    `stop()` when draining. Owns the liveliness GC thread."""
+
+    def __init__(
+        self,
+        core: ServerCore,
+        settings: ZenohSettings,
+        namespace: Namespace,
+        limits: DecodeLimits = DEFAULT_LIMITS,
+        liveliness_grace_s: float = LIVELINESS_GRACE_S,
+    ) -> None:
+        self.core = core
+        self.settings = settings
+        self.namespace = namespace
+        self.limits = limits
+        self.liveliness_grace_s = liveliness_grace_s
+        self.session: zenoh.Session | None = None
+        self._declared: list[zenoh.Queryable | zenoh.Subscriber] = []
+        self._token: zenoh.LivelinessToken | None = None
+        # Guards `_publishers` (client → its action publisher and reply callable) and
+        # `_suspects` (client → (session id, deadline) of a dropped liveliness token).
+        self._lock = threading.Lock()
+        self._publishers: dict[str, tuple[zenoh.Publisher, Reply]] = {}
+        self._suspects: dict[str, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._gc_thread = threading.Thread(
+            target=self._run_liveliness_gc, name="policylink-liveliness-gc", daemon=True
+        )
+
+    def start(self) -> None:
+        self.session = session = open_session(self.settings)
+        ns = self.namespace
+        self._declared = [
+            session.declare_queryable(ns.status, self._guarded(self._on_status)),
+            session.declare_queryable(ns.session, self._guarded(self._on_session)),
+            session.declare_queryable(f"{ns.base}/*/reset", self._guarded(self._on_reset)),
+            session.declare_subscriber(ns.all_obs, self._on_observation),
+            session.liveliness().declare_subscriber(
+                ns.all_client_alive, self._on_liveliness, history=True
+            ),
+        ]
+        self.core.add_close_listener(self._on_session_closed)
+        self._gc_thread.start()
+        # Declared last: a client that sees the token can rely on every queryable above.
+        self._token = session.liveliness().declare_token(ns.server_alive)
+
+    def withdraw(self) -> None:
+        """Drop the server's liveliness token: clients fail over before the surface closes."""
+        if self._token is not None:
+            self._token.undeclare()
+            self._token = None
+
+    def stop(self) -> None:
+        self.withdraw()
+        self._stop.set()
+        if self._gc_thread.is_alive():
+            self._gc_thread.join()
+        for entity in self._declared:
+            entity.undeclare()
+        self._declared = []
+        with self._lock:
+            publishers, self._publishers = list(self._publishers.values()), {}
+        for publisher, _ in publishers:
+            publisher.undeclare()
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [*self.settings.listen, *self.settings.connect]
+
+    # --- queries -------------------------------------------------------------------------
+
+    def _guarded(self, handle: Callable[[zenoh.Query], tuple[Header, Message]]):
+        """Wrap a handler so every query is finalised and answered, even on bad input."""
+
+        def on_query(query: zenoh.Query) -> None:
+            with query:
+                try:
+                    header, message = handle(query)
+                except WireError as exc:
+                    header = Header(SCHEMA_VERSION, MsgType.ERROR)
+                    message = ErrorReply(code=exc.code, message=str(exc))
+                except Exception as exc:  # never leave a robot waiting on an unanswered query
+                    log.exception("query on %s failed", query.key_expr)
+                    header = Header(SCHEMA_VERSION, MsgType.ERROR)
+                    message = ErrorReply(code=ErrorCode.INTERNAL, message=str(exc))
+                query.reply(query.key_expr, encode_message(message), attachment=pack_header(header))
+
+        return on_query
+
+    def _request(self, query: zenoh.Query) -> tuple[Header, Message]:
+        header = unpack_header(_attachment(query))
+        payload = query.payload
+        return header, decode_message(
+            header.msg_type, b"" if payload is None else payload.to_bytes(), self.limits
+        )
+
+    def _on_status(self, query: zenoh.Query) -> tuple[Header, Message]:
+        if query.attachment is None:  # a bare `get` from a tool: still answer
+            request_header = Header(SCHEMA_VERSION, MsgType.STATUS_REQUEST)
+        else:
+            request_header, message = self._request(query)
+            if not isinstance(message, StatusRequest):
+                raise WireError(f"status expects a StatusRequest, got {type(message).__name__}")
+        return _answer(request_header, MsgType.STATUS), self.core.status()
+
+    def _on_session(self, query: zenoh.Query) -> tuple[Header, Message]:
+        header, message = self._request(query)
+        if isinstance(message, SessionOpen):
+            reply = self.core.open_session(message, "zenoh")
+            if isinstance(reply, ErrorReply):
+                return _answer(header, MsgType.ERROR), reply
+            return (
+                Header(
+                    reply.schema_version,
+                    MsgType.SESSION_ACK,
+                    seq_id=header.seq_id,
+                    client_mono_ns=header.client_mono_ns,
+                    session_epoch=reply.session_epoch,
+                ),
+                reply,
+            )
+        if isinstance(message, SessionClose):
+            if not self.core.close_session(
+                message.session_id, message.reason or "closed by client"
+            ):
+                return _answer(header, MsgType.ERROR), ErrorReply(
+                    ErrorCode.UNKNOWN_SESSION, f"session {message.session_id!r} is not open"
+                )
+            return _answer(header, MsgType.SESSION_CLOSE), message
+        raise WireError(
+            f"session expects SessionOpen or SessionClose, got {type(message).__name__}"
+        )
+
+    def _on_reset(self, query: zenoh.Query) -> tuple[Header, Message]:
+        client = self.namespace.client_of(str(query.key_expr))
+        header, message = self._request(query)
+        if not isinstance(message, Reset):
+            raise WireError(f"reset expects a Reset, got {type(message).__name__}")
+        if self.core.session_id_for_client(client) != message.session_id:
+            return _answer(header, MsgType.ERROR), ErrorReply(
+                ErrorCode.UNKNOWN_SESSION,
+                f"session {message.session_id!r} is not the open session of client {client!r}",
+            )
+        reply = self.core.reset_session(message)
+        msg_type = MsgType.ERROR if isinstance(reply, ErrorReply) else MsgType.RESET_ACK
+        return _answer(header, msg_type), reply
+
+    # --- observations ----------------------------------------------------------------------
+
+    def _on_observation(self, sample: zenoh.Sample) -> None:
+        """Deposit-only: header, lookup, hand over. Returns in microseconds."""
+        try:
+            client = self.namespace.client_of(str(sample.key_expr))
+            header = unpack_header(_attachment(sample))
+        except WireError:
+            self.core.metrics.dropped.labels("bad_header").inc()
+            return
+        if header.msg_type is not MsgType.OBSERVATION:
+            self.core.metrics.dropped.labels("bad_header").inc()
+            return
+        session_id = self.core.session_id_for_client(client) or ""
+        self.core.submit_observation(
+            session_id, header, sample.payload, self._decode, self._reply_for(client)
+        )
+
+    def _decode(self, payload: object) -> Observation:
+        if not isinstance(payload, zenoh.ZBytes):
+            raise DecodeError("observation: the sample has no payload")
+        return decode_observation(payload.to_bytes(), self.limits)
+
+    def _reply_for(self, client: str) -> Reply:
+        with self._lock:
+            entry = self._publishers.get(client)
+        if entry is not None:
+            return entry[1]
+        if self.session is None:
+            raise RuntimeError("the Zenoh surface is stopped")
+        publisher = declare_action_publisher(self.session, self.namespace.action(client))
+
+        def reply(header: Header, message: ActionChunk | ErrorReply) -> None:
+            publisher.put(encode_message(message), attachment=pack_header(header))
+
+        with self._lock:
+            entry = self._publishers.setdefault(client, (publisher, reply))
+        if entry[0] is not publisher:  # another thread declared one first
+            publisher.undeclare()
+        return entry[1]
+
+    def _on_session_closed(self, session: Session, reason: str) -> None:
+        if reason == "replaced" or self.core.session_id_for_client(session.client) is not None:
+            return
+        with self._lock:
+            entry = self._publishers.pop(session.client, None)
+        if entry is not None:
+            entry[0].undeclare()
+
+    # --- liveliness GC ---------------------------------------------------------------------
+
+    def _on_liveliness(self, sample: zenoh.Sample) -> None:
+        try:
+            client = self.namespace.client_of(str(sample.key_expr))
+        except KeyExprError:
+            return  # the server's own token, or a key that is not a client's
+        if sample.kind == zenoh.SampleKind.PUT:
+            with self._lock:
+                self._suspects.pop(client, None)
+            return
+        session_id = self.core.session_id_for_client(client)
+        if session_id is not None:
+            deadline = time.monotonic() + self.liveliness_grace_s
+            with self._lock:
+                self._suspects[client] = (session_id, deadline)
+
+    def _run_liveliness_gc(self) -> None:
+        while not self._stop.wait(0.1):
+            now = time.monotonic()
+            with self._lock:
+                due = [(c, sid) for c, (sid, deadline) in self._suspects.items() if deadline <= now]
+                for client, _ in due:
+                    del self._suspects[client]
+            for client, session_id in due:
+                if self.core.session_id_for_client(client) != session_id:
+                    continue  # already closed or replaced by a newer session
+                if self._client_alive(client):
+                    continue
+                self.core.close_session(session_id, "client liveliness lost")
+
+    def _client_alive(self, client: str) -> bool:
+        if self.session is None:
+            return False
+        replies = self.session.liveliness().get(
+            self.namespace.client_alive(client), timeout=LIVELINESS_QUERY_TIMEOUT_S
+        )
+        return any(reply.ok is not None for reply in replies)
+
+
+def _answer(request: Header, msg_type: MsgType) -> Header:
+    return Header(
+        request.schema_version or SCHEMA_VERSION,
+        msg_type,
+        seq_id=request.seq_id,
+        episode_id=request.episode_id,
+        client_mono_ns=request.client_mono_ns,
+        session_epoch=request.session_epoch,
+    )

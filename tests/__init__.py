@@ -1,0 +1,1 @@
+"""policylink test suite; a package so subprocesses can import test-only policies."""

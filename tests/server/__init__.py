@@ -1,0 +1,1 @@
+"""Policy server tests: real Zenoh sessions on loopback, real torch policies."""

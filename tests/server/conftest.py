@@ -1,0 +1,65 @@
+"""Fixtures: in-process servers on free loopback ports and bare robots wired to them."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from policylink.server import serving_modes
+from policylink.server.app import ServerApp
+from policylink.server.manifest import Manifest
+from tests.server.policies import ECHO_FAMILY
+from tests.server.robot import Robot
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def echo_policy(**params: Any) -> dict[str, Any]:
+    return {"kind": "python", "factory": "tests.server.policies:build_echo", "params": params}
+
+
+@pytest.fixture
+def verified_echo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests vouch for their echo policy: its chunk call reads nothing but its arguments."""
+    monkeypatch.setitem(serving_modes.VERIFIED_FAMILIES, ECHO_FAMILY, serving_modes.SHARED)
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., ServerApp]]:
+    """`start_server(**manifest_fields)` → a started ServerApp listening on a free port."""
+    apps: list[ServerApp] = []
+
+    def start(**fields: Any) -> ServerApp:
+        fields.setdefault("warmup_inferences", 1)
+        zenoh = fields.pop("zenoh", {})
+        zenoh.setdefault("listen", [f"tcp/127.0.0.1:{free_port()}"])
+        app = ServerApp(Manifest.from_data({**fields, "zenoh": zenoh}))
+        apps.append(app)
+        return app.start()
+
+    yield start
+    for app in apps:
+        app.stop()
+
+
+@pytest.fixture
+def connect() -> Iterator[Callable[..., Robot]]:
+    """`connect(app, client_id)` → a bare robot peered with the app's listen endpoint."""
+    robots: list[Robot] = []
+
+    def make(app: ServerApp, client_id: str, **options: Any) -> Robot:
+        endpoint = app.manifest.zenoh.listen[0]
+        robot = Robot(endpoint, app.manifest.namespace(), client_id, **options)
+        robots.append(robot)
+        return robot
+
+    yield make
+    for robot in robots:
+        robot.close()
