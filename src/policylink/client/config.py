@@ -1,0 +1,126 @@
+"""Everything a robot-side engine is configured with, validated once when it is built.
+
+Defaults suit a 30 Hz arm talking to a GPU server over a LAN or a router: half a second of
+buffered playback before the next request, never an action older than three seconds, and a
+minute of outage before the engine gives up and calls the shutdown callback.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+from enum import Enum
+
+from policylink.wire.keys import client_segment, sanitize_segment
+
+ZENOH_MODES = ("peer", "client")
+
+
+class Fallback(str, Enum):
+    """What `get_action()` returns when no fresh action is buffered.
+
+    `hold` returns None (the loop sends nothing; a position-controlled arm stays put).
+    `repeat_last` re-sends the last action played this episode. `zero` sends zeros, the only
+    safe stop for velocity-controlled robots, for which sending nothing keeps them moving.
+    """
+
+    HOLD = "hold"
+    REPEAT_LAST = "repeat_last"
+    ZERO = "zero"
+
+
+@dataclass
+class ClientConfig:
+    """Robot-side settings; see the README section "Robot client" for the table."""
+
+    endpoint: str = "tcp/127.0.0.1:7447"
+    zenoh_mode: str = "peer"
+    tls_root_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    lease_ms: int = 1000
+    model_id: str = ""
+    revision: str = ""
+    task_slug: str = ""
+    client_id: str = ""
+    task: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    fps: float = 30.0
+    jpeg_quality: int = 90
+    buffer_time_s: float = 0.5
+    rtc: bool = True
+    rtc_horizon: int = 0
+    max_action_age_s: float = 3.0
+    fallback: Fallback = Fallback.HOLD
+    degraded_after_s: float = 1.0
+    request_timeout_s: float = 5.0
+    timeouts_before_reconnect: int = 2
+    handshake_timeout_s: float = 2.0
+    connect_timeout_s: float = 10.0
+    reconnect_initial_backoff_s: float = 0.5
+    reconnect_max_backoff_s: float = 10.0
+    max_offline_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not self.client_id:
+            self.client_id = f"robot-{uuid.uuid4().hex[:8]}"
+        client_segment(self.client_id)
+        for name in ("model_id", "revision", "task_slug"):
+            value = getattr(self, name)
+            if value:
+                sanitize_segment(value, name)
+        if not self.endpoint.strip():
+            raise ValueError(
+                "endpoint is empty; set it to the router or server, e.g. tcp/host:7447"
+            )
+        if self.zenoh_mode not in ZENOH_MODES:
+            raise ValueError(f"zenoh_mode must be one of {ZENOH_MODES}, got {self.zenoh_mode!r}")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together; set both or neither")
+        try:
+            self.fallback = Fallback(self.fallback)
+        except ValueError:
+            options = [f.value for f in Fallback]
+            raise ValueError(f"fallback must be one of {options}, got {self.fallback!r}") from None
+        if not 0 <= self.jpeg_quality <= 100:
+            raise ValueError(
+                f"jpeg_quality must be 1..100, or 0 to send raw images; got {self.jpeg_quality}"
+            )
+        if self.rtc_horizon < 0:
+            raise ValueError(
+                f"rtc_horizon must be >= 0 (0 = the server's horizon), got {self.rtc_horizon}"
+            )
+        if self.timeouts_before_reconnect < 1:
+            raise ValueError(
+                "timeouts_before_reconnect must be at least 1, got "
+                f"{self.timeouts_before_reconnect}"
+            )
+        for name in (
+            "fps",
+            "max_action_age_s",
+            "degraded_after_s",
+            "request_timeout_s",
+            "handshake_timeout_s",
+            "connect_timeout_s",
+            "reconnect_initial_backoff_s",
+            "reconnect_max_backoff_s",
+            "max_offline_s",
+        ):
+            _require_positive(name, getattr(self, name))
+        if not math.isfinite(self.buffer_time_s) or self.buffer_time_s < 0:
+            raise ValueError(f"buffer_time_s must be >= 0 seconds, got {self.buffer_time_s}")
+        if self.reconnect_max_backoff_s < self.reconnect_initial_backoff_s:
+            raise ValueError(
+                f"reconnect_max_backoff_s ({self.reconnect_max_backoff_s}) must be at least "
+                f"reconnect_initial_backoff_s ({self.reconnect_initial_backoff_s})"
+            )
+
+    @property
+    def dt_s(self) -> float:
+        return 1.0 / self.fps
+
+
+def _require_positive(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")

@@ -1,0 +1,102 @@
+"""The interface every engine offers a control loop, so a robot switches engines by config.
+
+The two calls the loop makes every tick, `notify_observation` and `get_action`, never do I/O
+and never wait on the network or a model: they touch a latest-only slot and an action queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from policylink.wire.messages import Observation
+
+
+class EngineState(str, Enum):
+    """Where an engine is, in escalating order of trouble.
+
+    STREAMING: chunks arrive in time. DEGRADED: chunks are late or the link is down, but
+    buffered actions are still fresh and playing. STALLED: nothing fresh is left, the fallback
+    plays. RECONNECTING: the session is lost and being re-opened with backoff. DEAD: offline
+    for longer than `max_offline_s` or the server's contract changed; the shutdown callback ran.
+    """
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    DEGRADED = "degraded"
+    STALLED = "stalled"
+    RECONNECTING = "reconnecting"
+    DEAD = "dead"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """A consistent snapshot of counters a live view or a log line can show.
+
+    `chunks_dropped_stale` counts chunks that answered anything but the newest request of
+    the current episode and session; `actions_expired` counts buffered actions discarded for
+    exceeding `max_action_age_s`; `fallback_ticks` counts `get_action()` calls that returned
+    the fallback.
+    """
+
+    state: EngineState
+    episode_id: int
+    requests: int
+    chunks_merged: int
+    chunks_dropped_stale: int
+    error_replies: int
+    malformed_replies: int
+    timeouts: int
+    reconnects: int
+    actions_expired: int
+    fallback_ticks: int
+    queue_depth: int
+    last_rtt_ms: float | None
+    latency_estimate_ms: float
+    delay_steps: int
+    last_queue_wait_ms: float | None
+    last_inference_ms: float | None
+    superseded: int
+    session_id: str
+    paused: bool
+
+
+@runtime_checkable
+class Engine(Protocol):
+    @property
+    def state(self) -> EngineState: ...
+
+    @property
+    def ready(self) -> bool:
+        """True once chunks can be requested (session open, or local policy loaded)."""
+        ...
+
+    @property
+    def failed(self) -> bool:
+        """True once the engine is DEAD; the caller's teardown should run."""
+        ...
+
+    @property
+    def stats(self) -> EngineStats: ...
+
+    @property
+    def fps(self) -> float: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def reset(self) -> None: ...
+
+    def notify_observation(self, obs: Observation) -> None: ...
+
+    def get_action(self) -> np.ndarray | None: ...

@@ -1,0 +1,331 @@
+"""The robot's Zenoh surface: status and session queries, observations up, chunks down.
+
+The namespace can be partly unknown: unset model, revision or task segments become `*` in
+the status query, and the client binds to whichever single server answers. Each later
+handshake asks the same pattern again, so a server that came back under another model or
+revision is found, bound, and then refused by the engine's contract check, rather than
+waited for forever. Callbacks only decode and hand over; they never block.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import zenoh
+
+from policylink.client.transport import ReplyHandler, ServerUnreachable
+from policylink.transport.zenoh_session import (
+    ZenohSettings,
+    declare_observation_publisher,
+    open_session,
+    query,
+)
+from policylink.wire.codec import decode_expected, encode_message, encode_observation
+from policylink.wire.errors import ErrorCode, WireError
+from policylink.wire.header import Header, MsgType, pack_header, unpack_header
+from policylink.wire.keys import ROOT, Namespace, client_segment, sanitize_segment
+from policylink.wire.limits import DEFAULT_LIMITS, DecodeLimits
+from policylink.wire.messages import (
+    ActionChunk,
+    ErrorReply,
+    Message,
+    Observation,
+    Reset,
+    ResetAck,
+    SessionAck,
+    SessionClose,
+    SessionOpen,
+    Status,
+    StatusRequest,
+)
+from policylink.wire.schema import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from policylink.client.config import ClientConfig
+
+logger = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT_S = 0.5
+LINK_POLL_S = 0.005
+
+
+class ZenohClientTransport:
+    """`ClientTransport` over Zenoh; one instance per robot, reused across reconnects."""
+
+    def __init__(
+        self,
+        settings: ZenohSettings,
+        client_id: str,
+        *,
+        model_id: str = "",
+        revision: str = "",
+        task_slug: str = "",
+        jpeg_quality: int = 90,
+        limits: DecodeLimits = DEFAULT_LIMITS,
+    ) -> None:
+        client_segment(client_id)
+        self.client_id = client_id
+        self.jpeg_quality = jpeg_quality
+        self._settings = settings
+        self._limits = limits
+        segments = [
+            sanitize_segment(value, name) if value else "*"
+            for name, value in (("model_id", model_id), ("revision", revision), ("task", task_slug))
+        ]
+        self._status_key = f"{ROOT}/{'/'.join(segments)}/status"
+        self._lock = threading.Lock()
+        # Guarded by _lock: the Zenoh session and what is declared on it for the bound
+        # namespace, the open session's id and schema, and the server-presence flag.
+        self._session: zenoh.Session | None = None
+        self._on_reply: ReplyHandler | None = None
+        self._namespace: Namespace | None = None
+        self._declared: list[zenoh.Subscriber | zenoh.LivelinessToken] = []
+        self._publisher: zenoh.Publisher | None = None
+        self._session_id = ""
+        self._schema = SCHEMA_VERSION
+        self._alive = True
+        self.malformed_replies = 0
+
+    @classmethod
+    def from_config(cls, config: ClientConfig) -> ZenohClientTransport:
+        settings = ZenohSettings(
+            mode=config.zenoh_mode,
+            connect=[config.endpoint],
+            lease_ms=config.lease_ms,
+            tls_root_ca=config.tls_root_ca,
+            tls_cert=config.tls_cert,
+            tls_key=config.tls_key,
+            tls_mtls=bool(config.tls_cert and config.tls_key),
+        )
+        return cls(
+            settings,
+            config.client_id,
+            model_id=config.model_id,
+            revision=config.revision,
+            task_slug=config.task_slug,
+            jpeg_quality=config.jpeg_quality,
+        )
+
+    @property
+    def namespace(self) -> Namespace | None:
+        with self._lock:
+            return self._namespace
+
+    def connect(self, on_reply: ReplyHandler) -> None:
+        with self._lock:
+            if self._session is not None:
+                raise RuntimeError("transport already connected")
+            self._on_reply = on_reply
+            self._session = open_session(self._settings)
+
+    def handshake(self, request: SessionOpen, timeout_s: float) -> SessionAck | ErrorReply:
+        session = self._require_session()
+        found = self._find_server(session, timeout_s)
+        if isinstance(found, ErrorReply):
+            return found
+        namespace, status = found
+        if status.draining:
+            return ErrorReply(ErrorCode.DRAINING, f"the server at {namespace.base} is draining")
+        self._bind(session, namespace)
+        reply = self._ask(
+            session, namespace.session, request, expected=SessionAck, timeout_s=timeout_s
+        )
+        if reply is None:
+            raise ServerUnreachable(f"no answer to session open at {namespace.session}")
+        if isinstance(reply, SessionAck):
+            with self._lock:
+                self._session_id = reply.session_id
+                self._schema = reply.schema_version
+                self._alive = True
+        return reply
+
+    def send(self, header: Header, obs: Observation) -> None:
+        body = encode_observation(obs, self.jpeg_quality)
+        with self._lock:
+            publisher = self._publisher
+        if publisher is None:
+            raise RuntimeError("send() before a successful handshake")
+        publisher.put(body, attachment=pack_header(header))
+
+    def reset(self, request: Reset, timeout_s: float) -> ResetAck | ErrorReply | None:
+        session = self._require_session()
+        with self._lock:
+            namespace = self._namespace
+        if namespace is None:
+            return None
+        return self._ask(
+            session,
+            namespace.reset(self.client_id),
+            request,
+            expected=ResetAck,
+            timeout_s=timeout_s,
+            episode_id=request.episode_id,
+        )
+
+    def server_alive(self) -> bool:
+        with self._lock:
+            return self._alive
+
+    def close(self) -> None:
+        with self._lock:
+            session, self._session = self._session, None
+            namespace, session_id = self._namespace, self._session_id
+            declared, self._declared = self._declared, []
+            publisher, self._publisher = self._publisher, None
+            self._session_id = ""
+        if session is None:
+            return
+        try:
+            if namespace is not None and session_id:
+                self._ask(
+                    session,
+                    namespace.session,
+                    SessionClose(session_id, "client closed"),
+                    expected=SessionClose,
+                    timeout_s=CLOSE_TIMEOUT_S,
+                )
+        except (WireError, zenoh.ZError) as exc:
+            logger.info("%s: session close not acknowledged: %s", self.client_id, exc)
+        finally:
+            for entity in (*declared, publisher):
+                if entity is not None:
+                    entity.undeclare()
+            session.close()
+
+    # Internals ---------------------------------------------------------------------------
+
+    def _require_session(self) -> zenoh.Session:
+        with self._lock:
+            if self._session is None:
+                raise RuntimeError("transport is not connected; call connect() first")
+            return self._session
+
+    def _find_server(
+        self, session: zenoh.Session, timeout_s: float
+    ) -> tuple[Namespace, Status] | ErrorReply:
+        """One server under the configured pattern; the bound namespace wins a tie."""
+        _await_link(session, timeout_s)
+        header = pack_header(Header(SCHEMA_VERSION, MsgType.STATUS_REQUEST))
+        replies = query(
+            session, self._status_key, encode_message(StatusRequest()), header, timeout_s
+        )
+        found: dict[Namespace, Status] = {}
+        error: ErrorReply | None = None
+        for reply in replies:
+            sample = reply.ok
+            if sample is None:
+                continue
+            try:
+                answer = _decode(sample, Status, self._limits)
+                if isinstance(answer, ErrorReply):
+                    error = answer
+                    continue
+                caps = answer.capabilities
+                found[Namespace.of(caps.model_id, caps.revision, caps.task_slug)] = answer
+            except WireError as exc:
+                logger.warning("%s: unreadable status reply: %s", self.client_id, exc)
+        if not found:
+            if error is not None:
+                return error
+            raise ServerUnreachable(
+                f"no policylink server answered at {self._status_key} within {timeout_s:g} s; "
+                "check the endpoint, that the server is up, and model_id/revision/task_slug"
+            )
+        with self._lock:
+            bound = self._namespace
+        if bound in found:
+            return bound, found[bound]
+        if len(found) > 1:
+            names = sorted(ns.base for ns in found)
+            return ErrorReply(
+                ErrorCode.BAD_KEY,
+                f"several policies answer at {self._status_key}: {names}; set model_id, "
+                "revision and task_slug to choose one",
+            )
+        return next(iter(found.items()))
+
+    def _bind(self, session: zenoh.Session, namespace: Namespace) -> None:
+        """Declare the per-client entities for `namespace`, replacing another namespace's."""
+        with self._lock:
+            if self._namespace == namespace:
+                return
+            old, self._declared = self._declared, []
+            old_publisher, self._publisher = self._publisher, None
+        for entity in (*old, old_publisher):
+            if entity is not None:
+                entity.undeclare()
+        liveliness = session.liveliness()
+        declared = [
+            session.declare_subscriber(namespace.action(self.client_id), self._on_action),
+            liveliness.declare_subscriber(namespace.server_alive, self._on_presence, history=True),
+            liveliness.declare_token(namespace.client_alive(self.client_id)),
+        ]
+        publisher = declare_observation_publisher(session, namespace.obs(self.client_id))
+        with self._lock:
+            self._namespace = namespace
+            self._declared = declared
+            self._publisher = publisher
+
+    def _ask(
+        self,
+        session: zenoh.Session,
+        key: str,
+        body: Message,
+        *,
+        expected: type,
+        timeout_s: float,
+        episode_id: int = 0,
+    ) -> Message | None:
+        """One control query; the first readable answer, or None if none came in time."""
+        header = Header(self._schema, body.MSG_TYPE, episode_id=episode_id)
+        for reply in query(session, key, encode_message(body), pack_header(header), timeout_s):
+            if reply.ok is None:
+                continue
+            try:
+                return _decode(reply.ok, expected, self._limits)
+            except WireError as exc:
+                logger.warning("%s: unreadable reply on %s: %s", self.client_id, key, exc)
+        return None
+
+    def _on_action(self, sample: zenoh.Sample) -> None:
+        try:
+            header = unpack_header(_attachment(sample))
+            msg = decode_expected(
+                ActionChunk, header.msg_type, sample.payload.to_bytes(), self._limits
+            )
+        except WireError as exc:
+            with self._lock:
+                self.malformed_replies += 1
+            logger.warning("%s: dropped unreadable action message: %s", self.client_id, exc)
+            return
+        handler = self._on_reply
+        if handler is not None:
+            handler(header, msg)
+
+    def _on_presence(self, sample: zenoh.Sample) -> None:
+        alive = sample.kind == zenoh.SampleKind.PUT
+        with self._lock:
+            self._alive = alive
+        logger.info("%s: server presence %s", self.client_id, "up" if alive else "withdrawn")
+
+
+def _attachment(sample: zenoh.Sample) -> bytes | None:
+    attachment = sample.attachment
+    return None if attachment is None else attachment.to_bytes()
+
+
+def _decode(sample: zenoh.Sample, expected: type, limits: DecodeLimits) -> Message:
+    header = unpack_header(_attachment(sample))
+    return decode_expected(expected, header.msg_type, sample.payload.to_bytes(), limits)
+
+
+def _await_link(session: zenoh.Session, timeout_s: float) -> None:
+    """Wait (bounded) for the first link: a query sent before it exists reaches nobody, and
+    the caller would back off for a whole retry period right after start-up."""
+    deadline = time.monotonic() + timeout_s
+    info = session.info
+    while not (info.routers_zid() or info.peers_zid()) and time.monotonic() < deadline:
+        time.sleep(LINK_POLL_S)
