@@ -19,6 +19,7 @@ EXCLUSIVE = "exclusive"
 VERIFIED_FAMILIES: dict[str, str] = {
     "policylink.transformer": SHARED,
     "policylink.relative": SHARED,
+    "policylink.sim_expert": SHARED,
 }
 
 
