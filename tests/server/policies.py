@@ -7,6 +7,8 @@ scheduled and drained (slow), and whether state leaks between episodes (stateful
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 from pathlib import Path
 
@@ -98,7 +100,7 @@ class SingleActionPolicy(EchoPolicy):
 
     def __init__(self, config: PolicyConfig) -> None:
         super().__init__(config, "tests.single_action")
-        self._spec = PolicySpec(**{**self._spec.__dict__, "has_chunk_api": False})
+        self._spec = dataclasses.replace(self._spec, has_chunk_api=False)
 
 
 def build_echo(config: PolicyConfig, device: str, dtype: str) -> EchoPolicy:
@@ -111,3 +113,25 @@ def build_stateful(config: PolicyConfig, device: str, dtype: str) -> StatefulPol
 
 def build_single_action(config: PolicyConfig, device: str, dtype: str) -> SingleActionPolicy:
     return SingleActionPolicy(config)
+
+
+class GatedPolicy(EchoPolicy):
+    """Each forward waits for one `release()`: lets a test decide exactly when forwards finish."""
+
+    def __init__(self, config: PolicyConfig) -> None:
+        super().__init__(config)
+        self._gate = threading.Semaphore(0)
+        self.entered = threading.Semaphore(0)
+
+    def release(self) -> None:
+        self._gate.release()
+
+    def predict_chunk(self, batch: ChunkBatch) -> np.ndarray:
+        self.entered.release()
+        if not self._gate.acquire(timeout=30):
+            raise TimeoutError("GatedPolicy was never released")
+        return super().predict_chunk(batch)
+
+
+def build_gated(config: PolicyConfig, device: str, dtype: str) -> GatedPolicy:
+    return GatedPolicy(config)
