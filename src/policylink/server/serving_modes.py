@@ -20,6 +20,12 @@ VERIFIED_FAMILIES: dict[str, str] = {
     "policylink.transformer": SHARED,
     "policylink.relative": SHARED,
     "policylink.sim_expert": SHARED,
+    # LeRobot 0.4.4, checked in policylink.policy.lerobot and tests/lerobot.
+    "lerobot.act": SHARED,
+    "lerobot.pi0": SHARED,
+    "lerobot.pi05": SHARED,
+    "lerobot.smolvla": SHARED,
+    "lerobot.diffusion": EXCLUSIVE,
 }
 
 

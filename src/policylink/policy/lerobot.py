@@ -1,0 +1,421 @@
+"""Serves LeRobot checkpoints: LeRobot loads the policy and its processors, this module adapts them.
+
+Loading goes through LeRobot's own API (`from_pretrained`, `make_pre_post_processors(...,
+pretrained_path=...)`, `prepare_observation_for_inference`), so a checkpoint is served exactly as
+LeRobot runs it in-process; that parity is tested, not assumed. What policylink adds is the split
+that lets one policy serve many robots: one policy instance, and a deep copy of the checkpoint's
+pre/post-processor pipelines per session, because a pipeline may keep per-robot state between
+its two halves.
+
+Model space is LeRobot's normalised action space (the policy's raw output, before the
+postprocessor), which is also the space LeRobot's RTC prefixes live in.
+
+How a chunk is computed is decided per family from `FAMILIES`; each entry was checked against
+LeRobot 0.4.4's code, and the serving-mode registry repeats the verdict:
+
+- act, pi0, pi05, smolvla (n_obs_steps 1): `predict_action_chunk` reads only its batch, so one
+  call may hold any mix of sessions. pi0, pi05 and smolvla also take the RTC arguments
+  (`inference_delay`, `prev_chunk_left_over`), which are scalar per call: rows that disagree on
+  them run in separate calls.
+- diffusion: `predict_action_chunk` reads observation queues that only `select_action` fills.
+  Every request therefore resets the policy and runs `select_action` over one chunk, so the
+  queues hold this request's observation alone and a chunk never depends on an earlier request.
+  The queues are instance state, so the family is served exclusively.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from policylink.policy.base import ChunkBatch, PolicySpec, Sample
+from policylink.policy.registry import PolicyConfig
+from policylink.wire.messages import CameraSpec, Observation
+
+STATE_KEY = "observation.state"
+IMAGE_PREFIX = "observation.images."
+SINGLE_IMAGE_KEY = "observation.image"
+ACTION_KEY = "action"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Family:
+    """How one LeRobot policy type makes a chunk.
+
+    `call` is "chunk" (`predict_action_chunk`, stateless) or "rollout" (reset, then
+    `select_action` once per row of the chunk); `chunk_length` names the config field that gives
+    the rows of one chunk; `rtc` says the chunk call takes LeRobot's RTC arguments.
+    """
+
+    call: str
+    chunk_length: str
+    rtc: bool = False
+
+
+FAMILIES: dict[str, Family] = {
+    "act": Family(call="chunk", chunk_length="chunk_size"),
+    "diffusion": Family(call="rollout", chunk_length="n_action_steps"),
+    "pi0": Family(call="chunk", chunk_length="chunk_size", rtc=True),
+    "pi05": Family(call="chunk", chunk_length="chunk_size", rtc=True),
+    "smolvla": Family(call="chunk", chunk_length="chunk_size", rtc=True),
+}
+
+NO_CHUNK_API: dict[str, str] = {
+    "sac": "SAC's predict_action_chunk raises NotImplementedError: it emits one action per call",
+    "sarm": "SARM is a reward model; it predicts no actions",
+    "reward_classifier": "a reward classifier predicts rewards, not actions",
+}
+
+
+@dataclass(frozen=True)
+class LeRobotParams:
+    """The `policy.params` block of kind `lerobot`.
+
+    LeRobot 0.4.4 checkpoints record the action *dimension* but not the motor names, so the
+    manifest supplies them (in the order of the dataset's `action` feature); a count that
+    differs from the checkpoint's is an error. `fixed_noise` makes a diffusion policy draw the
+    same noise for every request (torch reseeded with `policy.seed`), so its chunk is a pure
+    function of the observation and captured requests replay byte-exact; otherwise noise comes
+    from torch's global generator, as in LeRobot's own rollout.
+    """
+
+    action_names: tuple[str, ...] = ()
+    state_names: tuple[str, ...] = ()
+    fixed_noise: bool = False
+
+    @classmethod
+    def parse(cls, params: Mapping[str, Any]) -> LeRobotParams:
+        allowed = {"action_names", "state_names", "fixed_noise"}
+        unknown = sorted(set(params) - allowed)
+        if unknown:
+            raise ValueError(
+                f"policy.params {unknown} unknown for kind 'lerobot'; allowed: {sorted(allowed)}"
+            )
+        names = {}
+        for field_name in ("action_names", "state_names"):
+            value = params.get(field_name, [])
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"policy.params.{field_name} must be a list of strings")
+            names[field_name] = tuple(value)
+        fixed_noise = params.get("fixed_noise", False)
+        if not isinstance(fixed_noise, bool):
+            raise ValueError(
+                f"policy.params.fixed_noise must be true or false, got {fixed_noise!r}"
+            )
+        return cls(**names, fixed_noise=fixed_noise)
+
+
+def family_of(policy_type: str, config: Any) -> Family:
+    """The verified family of a LeRobot policy type, or a refusal that says why."""
+    if policy_type in NO_CHUNK_API:
+        raise ValueError(
+            f"LeRobot policy type {policy_type!r} cannot be served: {NO_CHUNK_API[policy_type]}; "
+            "policylink serves chunking policies only"
+        )
+    family = FAMILIES.get(policy_type)
+    if family is None:
+        raise ValueError(
+            f"LeRobot policy type {policy_type!r} is not verified for serving: nobody has checked "
+            "that its chunk call reads only its own request; verified types: "
+            f"{sorted(FAMILIES)}"
+        )
+    if policy_type == "smolvla" and config.n_obs_steps != 1:
+        raise ValueError(
+            f"LeRobot smolvla with n_obs_steps={config.n_obs_steps} cannot be served: its chunk "
+            "call stacks an observation history across requests; only n_obs_steps 1 is verified"
+        )
+    return family
+
+
+@dataclass(frozen=True)
+class InputLayout:
+    """Where each wire field goes in LeRobot's observation dict."""
+
+    state_dim: int
+    camera_keys: dict[str, str]
+    cameras: tuple[CameraSpec, ...]
+
+
+def input_layout(input_features: Mapping[str, Any]) -> InputLayout:
+    """State and cameras from the checkpoint's `input_features`; anything else is refused."""
+    state_dim = 0
+    camera_keys: dict[str, str] = {}
+    cameras = []
+    for key, feature in input_features.items():
+        kind = str(getattr(feature.type, "value", feature.type))
+        shape = tuple(feature.shape)
+        if key == STATE_KEY:
+            state_dim = int(shape[0])
+        elif kind == "VISUAL" and (key.startswith(IMAGE_PREFIX) or key == SINGLE_IMAGE_KEY):
+            name = key.removeprefix(IMAGE_PREFIX) if key != SINGLE_IMAGE_KEY else "image"
+            if len(shape) != 3 or shape[0] != 3:
+                raise ValueError(f"checkpoint camera {key!r} has shape {shape}; expected (3, H, W)")
+            camera_keys[name] = key
+            cameras.append(CameraSpec(name, int(shape[1]), int(shape[2])))
+        else:
+            raise ValueError(
+                f"checkpoint input feature {key!r} ({kind}) has no place on the wire, which "
+                f"carries one state vector ({STATE_KEY!r}) and RGB cameras ({IMAGE_PREFIX}<name>)"
+            )
+    return InputLayout(state_dim, camera_keys, tuple(cameras))
+
+
+def checked_names(names: tuple[str, ...], count: int, field_name: str, what: str) -> tuple:
+    if len(names) != count:
+        raise ValueError(
+            f"policy.params.{field_name} lists {len(names)} names but the checkpoint's {what} has "
+            f"{count} dimensions; list one name per dimension, in the dataset's order"
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"policy.params.{field_name} repeats a name: {list(names)}")
+    return names
+
+
+class LeRobotProcessor:
+    """One session's copies of the checkpoint's pipelines; never shared between sessions."""
+
+    def __init__(self, preprocessor: Any, postprocessor: Any, layout: InputLayout, device: str):
+        self._pre = preprocessor
+        self._post = postprocessor
+        self._layout = layout
+        self._device = torch.device(device)
+
+    def preprocess(self, obs: Observation) -> Sample:
+        from lerobot.policies.utils import prepare_observation_for_inference
+
+        frame: dict[str, np.ndarray] = {}
+        if self._layout.state_dim:
+            state = np.asarray(obs.state, dtype=np.float32)
+            if state.shape != (self._layout.state_dim,):
+                raise ValueError(
+                    f"observation state has shape {state.shape}; the policy expects "
+                    f"({self._layout.state_dim},)"
+                )
+            frame[STATE_KEY] = state
+        for camera in self._layout.cameras:
+            image = obs.images.get(camera.name)
+            if image is None:
+                raise ValueError(
+                    f"observation lacks camera {camera.name!r}, which the policy reads"
+                )
+            if image.shape != (camera.height, camera.width, 3) or image.dtype != np.uint8:
+                raise ValueError(
+                    f"camera {camera.name!r} sent {image.dtype} {image.shape}; the policy expects "
+                    f"uint8 ({camera.height}, {camera.width}, 3)"
+                )
+            frame[self._layout.camera_keys[camera.name]] = image
+        return self._pre(prepare_observation_for_inference(frame, self._device, task=obs.task))
+
+    def postprocess(self, chunk_model: np.ndarray) -> np.ndarray:
+        action = torch.from_numpy(np.ascontiguousarray(chunk_model, dtype=np.float32))
+        robot = self._post(action.unsqueeze(0))
+        return robot[0].to(torch.float32).cpu().numpy()
+
+    def reset(self) -> None:
+        self._pre.reset()
+        self._post.reset()
+
+
+class LeRobotPolicy:
+    """A loaded LeRobot policy behind policylink's batch-shaped `Policy` interface."""
+
+    def __init__(
+        self,
+        policy: Any,
+        *,
+        family: Family,
+        spec: PolicySpec,
+        pipelines: tuple[Any, Any],
+        layout: InputLayout,
+        device: str,
+        dtype: torch.dtype,
+        fixed_seed: int | None = None,
+    ):
+        self._policy = policy
+        self._family = family
+        self._spec = spec
+        self._pipelines = pipelines
+        self._layout = layout
+        self._device = device
+        self._dtype = dtype
+        self._fixed_seed = fixed_seed
+
+    @property
+    def spec(self) -> PolicySpec:
+        return self._spec
+
+    @property
+    def lerobot_policy(self) -> Any:
+        """The underlying LeRobot policy, for benchmarks and parity checks."""
+        return self._policy
+
+    def make_processor(self) -> LeRobotProcessor:
+        preprocessor, postprocessor = copy.deepcopy(self._pipelines)
+        return LeRobotProcessor(preprocessor, postprocessor, self._layout, self._device)
+
+    @torch.no_grad()
+    def predict_chunk(self, batch: ChunkBatch) -> np.ndarray:
+        rows = len(batch)
+        out = np.empty((rows, self._spec.chunk_size, self._spec.action_dim), dtype=np.float32)
+        for indices, delay, prefix in self._call_groups(batch):
+            inputs = self._collate([batch.samples[i] for i in indices])
+            chunk = self._call(inputs, len(indices), delay, prefix)
+            expected = (len(indices), self._spec.chunk_size, self._spec.action_dim)
+            if tuple(chunk.shape) != expected:
+                raise RuntimeError(
+                    f"LeRobot {self._spec.family} returned a chunk of shape {tuple(chunk.shape)}, "
+                    f"expected {expected}"
+                )
+            out[indices] = chunk.to(torch.float32).cpu().numpy()
+        return out
+
+    def reset(self) -> None:
+        self._policy.reset()
+
+    def _call_groups(self, batch: ChunkBatch) -> list[tuple[list[int], int, np.ndarray | None]]:
+        """Rows that can share one call: all of them, unless RTC arguments differ between rows."""
+        if not self._family.rtc:
+            return [(list(range(len(batch))), 0, None)]
+        groups: dict[tuple, list[int]] = {}
+        for i, prefix in enumerate(batch.prefix):
+            key = (None,) if prefix is None else (batch.inference_delay[i], np.shape(prefix))
+            groups.setdefault(key, []).append(i)
+        result = []
+        for key, indices in groups.items():
+            if key == (None,):
+                result.append((indices, 0, None))
+            else:
+                stacked = np.stack([batch.prefix[i] for i in indices])
+                result.append((indices, int(key[0]), stacked))
+        return result
+
+    def _call(self, inputs: dict, rows: int, delay: int, prefix: np.ndarray | None) -> torch.Tensor:
+        if self._family.call == "rollout":
+            if self._fixed_seed is None:
+                return self._rollout(inputs)
+            # Diffusion draws its initial noise and every denoising step's noise from torch's
+            # global generator; a forked, reseeded one keeps that draw identical per request
+            # without disturbing anyone else's random stream.
+            with torch.random.fork_rng(devices=self._rng_devices()):
+                torch.manual_seed(self._fixed_seed)
+                return self._rollout(inputs)
+        kwargs: dict[str, Any] = {}
+        if prefix is not None:
+            kwargs["inference_delay"] = delay
+            kwargs["prev_chunk_left_over"] = torch.from_numpy(
+                np.ascontiguousarray(prefix, dtype=np.float32)
+            ).to(self._device, self._dtype)
+        return self._policy.predict_action_chunk(dict(inputs), **kwargs)
+
+    def _rollout(self, inputs: dict) -> torch.Tensor:
+        # reset → populate → predict: the queues hold this observation only.
+        self._policy.reset()
+        steps = [self._policy.select_action(dict(inputs)) for _ in range(self._spec.chunk_size)]
+        return torch.stack(steps, dim=1)
+
+    def _rng_devices(self) -> list[int]:
+        device = torch.device(self._device)
+        return [device.index or 0] if device.type == "cuda" else []
+
+    def _collate(self, samples: list[Sample]) -> dict[str, Any]:
+        """Per-session samples (batch dim 1) → one batch; floats cast to the model's dtype."""
+        merged: dict[str, Any] = {}
+        for key, value in samples[0].items():
+            if isinstance(value, torch.Tensor):
+                tensor = value if len(samples) == 1 else torch.cat([s[key] for s in samples])
+                if tensor.is_floating_point():
+                    tensor = tensor.to(self._dtype)
+                merged[key] = tensor
+            elif isinstance(value, list):
+                merged[key] = [item for s in samples for item in s[key]]
+            else:
+                merged[key] = value
+        return merged
+
+
+def build(config: PolicyConfig, device: str, dtype: str) -> LeRobotPolicy:
+    params = LeRobotParams.parse(config.params)
+    if not config.path:
+        raise ValueError(
+            "policy.path is required for kind 'lerobot': a local checkpoint directory or a hub id"
+        )
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not supported for kind 'lerobot'; use {list(DTYPES)}")
+    try:
+        from lerobot.configs.policies import PreTrainedConfig
+        from lerobot.policies.factory import get_policy_class, make_pre_post_processors
+    except ImportError as exc:
+        raise ValueError(
+            f"policy kind 'lerobot' needs LeRobot ({exc}); install policylink[lerobot]"
+        ) from exc
+
+    lerobot_config = PreTrainedConfig.from_pretrained(config.path)
+    policy_type = lerobot_config.type
+    family = family_of(policy_type, lerobot_config)
+    layout = input_layout(lerobot_config.input_features)
+    action_feature = lerobot_config.output_features.get(ACTION_KEY)
+    if action_feature is None:
+        raise ValueError(f"checkpoint {config.path!r} has no {ACTION_KEY!r} output feature")
+    action_names = checked_names(
+        params.action_names, int(action_feature.shape[0]), "action_names", "action"
+    )
+    state_names = (
+        checked_names(params.state_names, layout.state_dim, "state_names", STATE_KEY)
+        if params.state_names
+        else ()
+    )
+    if family.rtc:
+        enable_rtc(lerobot_config)
+    lerobot_config.device = device
+    torch_dtype = DTYPES[dtype]
+
+    policy = get_policy_class(policy_type).from_pretrained(
+        config.path, config=lerobot_config, strict=True
+    )
+    policy.to(device=device, dtype=torch_dtype)
+    policy.eval()
+    pipelines = make_pre_post_processors(
+        lerobot_config,
+        pretrained_path=config.path,
+        preprocessor_overrides={"device_processor": {"device": device}},
+    )
+    spec = PolicySpec(
+        action_names=action_names,
+        chunk_size=int(getattr(lerobot_config, family.chunk_length)),
+        state_dim=layout.state_dim,
+        family=f"lerobot.{policy_type}",
+        state_names=state_names,
+        cameras=layout.cameras,
+        supports_rtc=family.rtc,
+    )
+    fixed_seed = config.seed if params.fixed_noise and family.call == "rollout" else None
+    return LeRobotPolicy(
+        policy,
+        family=family,
+        spec=spec,
+        pipelines=pipelines,
+        layout=layout,
+        device=device,
+        dtype=torch_dtype,
+        fixed_seed=fixed_seed,
+    )
+
+
+def enable_rtc(lerobot_config: Any) -> None:
+    """Turn LeRobot's RTC guidance on; without a prefix it changes nothing, so plain chunks stay.
+
+    The server decides per session whether a prefix travels (manifest `rtc`, client request);
+    the policy only has to honour one when it arrives.
+    """
+    from lerobot.policies.rtc.configuration_rtc import RTCConfig
+
+    if lerobot_config.rtc_config is None:
+        lerobot_config.rtc_config = RTCConfig(enabled=True)
+    else:
+        lerobot_config.rtc_config.enabled = True

@@ -1,0 +1,140 @@
+"""The `lerobot` policy kind in-process: LeRobot's own rollout is the reference for every chunk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from policylink.policy.base import ChunkBatch
+from policylink.policy.lerobot import LeRobotPolicy
+from policylink.policy.registry import PolicyConfig, build_policy
+from policylink.wire.messages import CameraSpec, Observation
+from tests.lerobot import checkpoints
+from tests.lerobot.checkpoints import ACTION_NAMES, CAMERA
+
+SEED = 7
+
+
+def load(path: Path, **params: object) -> LeRobotPolicy:
+    config = PolicyConfig(
+        kind="lerobot", path=str(path), seed=SEED, params={"action_names": ACTION_NAMES, **params}
+    )
+    policy = build_policy(config)
+    assert isinstance(policy, LeRobotPolicy)
+    return policy
+
+
+def observation(seed: int) -> Observation:
+    state, image = checkpoints.observation_arrays(seed)
+    return Observation(state=state, images={CAMERA: image})
+
+
+def served_chunk(policy: LeRobotPolicy, obs: Observation) -> np.ndarray:
+    """The request path of one session: preprocess → chunk call → postprocess."""
+    processor = policy.make_processor()
+    chunk_model = policy.predict_chunk(ChunkBatch([processor.preprocess(obs)]))
+    return processor.postprocess(chunk_model[0])
+
+
+def lerobot_rollout(path: Path, obs: Observation, steps: int, seed: int | None = None):
+    """What LeRobot itself executes for this observation: a fresh policy, reset, torch seeded,
+    then `select_action` once per step, each action through the postprocessor."""
+    from lerobot.configs.policies import PreTrainedConfig
+    from lerobot.policies.factory import get_policy_class, make_pre_post_processors
+    from lerobot.policies.utils import prepare_observation_for_inference
+
+    config = PreTrainedConfig.from_pretrained(path)
+    policy = get_policy_class(config.type).from_pretrained(path, config=config)
+    preprocessor, postprocessor = make_pre_post_processors(config, pretrained_path=str(path))
+    frame = {"observation.state": obs.state, f"observation.images.{CAMERA}": obs.images[CAMERA]}
+    batch = preprocessor(prepare_observation_for_inference(frame, torch.device("cpu")))
+    policy.reset()
+    if seed is not None:
+        torch.manual_seed(seed)
+    actions = [postprocessor(policy.select_action(dict(batch))) for _ in range(steps)]
+    return torch.stack(actions, dim=1)[0].numpy()
+
+
+@pytest.fixture(scope="module")
+def act(act_path: Path) -> LeRobotPolicy:
+    return load(act_path)
+
+
+@pytest.fixture(scope="module")
+def diffusion(diffusion_path: Path) -> LeRobotPolicy:
+    return load(diffusion_path, fixed_noise=True)
+
+
+def test_act_chunk_equals_lerobot_rollout_for_the_same_observation(act, act_path):
+    obs = observation(1)
+    expected = lerobot_rollout(act_path, obs, steps=act.spec.chunk_size)
+    np.testing.assert_allclose(served_chunk(act, obs), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_act_batch_rows_equal_one_at_a_time_calls(act):
+    processor = act.make_processor()
+    samples = [processor.preprocess(observation(seed)) for seed in range(4)]
+    together = act.predict_chunk(ChunkBatch(samples))
+    alone = np.concatenate([act.predict_chunk(ChunkBatch([sample])) for sample in samples])
+    assert together.shape == (4, act.spec.chunk_size, len(ACTION_NAMES))
+    np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(together[0], together[1])
+
+
+def test_capabilities_come_from_the_checkpoint_config(act, diffusion):
+    assert act.spec.family == "lerobot.act"
+    assert act.spec.action_names == tuple(ACTION_NAMES)
+    assert act.spec.state_dim == checkpoints.STATE_DIM
+    assert act.spec.cameras == (CameraSpec(CAMERA, 48, 64),)
+    assert act.spec.chunk_size == 10
+    assert not act.spec.supports_rtc
+    assert diffusion.spec.family == "lerobot.diffusion"
+    assert diffusion.spec.chunk_size == 4
+
+
+@pytest.mark.parametrize("names", [ACTION_NAMES[:-1], [], [*ACTION_NAMES, "gripper"]])
+def test_action_names_that_do_not_match_the_checkpoint_are_refused(act_path, names):
+    config = PolicyConfig(kind="lerobot", path=str(act_path), params={"action_names": names})
+    with pytest.raises(ValueError, match=r"policy\.params\.action_names lists .* has 6 dimensions"):
+        build_policy(config)
+
+
+def test_diffusion_chunk_equals_lerobot_rollout_from_a_fresh_reset(diffusion, diffusion_path):
+    obs = observation(2)
+    expected = lerobot_rollout(diffusion_path, obs, steps=diffusion.spec.chunk_size, seed=SEED)
+    np.testing.assert_allclose(served_chunk(diffusion, obs), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_diffusion_chunk_does_not_depend_on_earlier_requests(diffusion):
+    fresh = served_chunk(diffusion, observation(3))
+    for seed in (4, 5):
+        served_chunk(diffusion, observation(seed))
+    assert np.array_equal(served_chunk(diffusion, observation(3)), fresh)
+    assert not np.allclose(served_chunk(diffusion, observation(4)), fresh)
+
+
+@pytest.mark.parametrize(
+    ("policy_type", "reason"),
+    [
+        ("sac", "emits one action per call"),
+        ("vqbet", "not verified for serving"),
+        ("tdmpc", "not verified for serving"),
+    ],
+)
+def test_unsupported_policy_types_are_refused_with_the_reason(tmp_path, policy_type, reason):
+    path = checkpoints.save_config_only(tmp_path, policy_type)
+    config = PolicyConfig(kind="lerobot", path=str(path), params={"action_names": ACTION_NAMES})
+    with pytest.raises(ValueError, match=reason):
+        build_policy(config)
+
+
+def test_a_camera_frame_of_the_wrong_size_fails_that_request_only(act):
+    processor = act.make_processor()
+    state, _ = checkpoints.observation_arrays(0)
+    small = np.zeros((24, 32, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"camera 'top' sent uint8 \(24, 32, 3\)"):
+        processor.preprocess(Observation(state=state, images={CAMERA: small}))
+    assert served_chunk(act, observation(1)).shape == (10, len(ACTION_NAMES))
