@@ -1,4 +1,5 @@
-"""LeRobot integration tests run in `.venv-lerobot` (`make test-lerobot`); elsewhere they skip."""
+"""LeRobot integration tests run in `.venv-lerobot` (`make test-lerobot`); elsewhere each module
+skips itself (`pytest.importorskip`), and nothing here imports LeRobot at collection time."""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.lerobot import checkpoints
+
 # Set before LeRobot (and huggingface_hub) load: a test that reaches for the hub fails fast.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-pytest.importorskip("lerobot", reason="LeRobot lives in its own environment: make test-lerobot")
-
-from tests.lerobot import checkpoints
 
 
 @pytest.fixture(scope="session")

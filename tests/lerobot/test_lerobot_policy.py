@@ -15,6 +15,8 @@ from policylink.wire.messages import CameraSpec, Observation
 from tests.lerobot import checkpoints
 from tests.lerobot.checkpoints import ACTION_NAMES, CAMERA
 
+pytest.importorskip("lerobot", reason="LeRobot lives in its own environment: make test-lerobot")
+
 SEED = 7
 
 
