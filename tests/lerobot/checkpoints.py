@@ -122,6 +122,7 @@ def save_config_only(directory: Path, policy_type: str) -> Path:
 
     inputs, outputs = _features()
     config = make_policy_config(policy_type, input_features=inputs, output_features=outputs)
+    directory.mkdir(parents=True, exist_ok=True)
     config._save_pretrained(directory)
     return directory
 

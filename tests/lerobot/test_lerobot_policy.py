@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from policylink.policy.base import ChunkBatch
 from policylink.policy.lerobot import LeRobotPolicy
@@ -14,6 +13,7 @@ from policylink.policy.registry import PolicyConfig, build_policy
 from policylink.wire.messages import CameraSpec, Observation
 from tests.lerobot import checkpoints
 from tests.lerobot.checkpoints import ACTION_NAMES, CAMERA
+from tests.lerobot.reference import lerobot_rollout, observation
 
 pytest.importorskip("lerobot", reason="LeRobot lives in its own environment: make test-lerobot")
 
@@ -29,35 +29,11 @@ def load(path: Path, **params: object) -> LeRobotPolicy:
     return policy
 
 
-def observation(seed: int) -> Observation:
-    state, image = checkpoints.observation_arrays(seed)
-    return Observation(state=state, images={CAMERA: image})
-
-
 def served_chunk(policy: LeRobotPolicy, obs: Observation) -> np.ndarray:
     """The request path of one session: preprocess → chunk call → postprocess."""
     processor = policy.make_processor()
     chunk_model = policy.predict_chunk(ChunkBatch([processor.preprocess(obs)]))
     return processor.postprocess(chunk_model[0])
-
-
-def lerobot_rollout(path: Path, obs: Observation, steps: int, seed: int | None = None):
-    """What LeRobot itself executes for this observation: a fresh policy, reset, torch seeded,
-    then `select_action` once per step, each action through the postprocessor."""
-    from lerobot.configs.policies import PreTrainedConfig
-    from lerobot.policies.factory import get_policy_class, make_pre_post_processors
-    from lerobot.policies.utils import prepare_observation_for_inference
-
-    config = PreTrainedConfig.from_pretrained(path)
-    policy = get_policy_class(config.type).from_pretrained(path, config=config)
-    preprocessor, postprocessor = make_pre_post_processors(config, pretrained_path=str(path))
-    frame = {"observation.state": obs.state, f"observation.images.{CAMERA}": obs.images[CAMERA]}
-    batch = preprocessor(prepare_observation_for_inference(frame, torch.device("cpu")))
-    policy.reset()
-    if seed is not None:
-        torch.manual_seed(seed)
-    actions = [postprocessor(policy.select_action(dict(batch))) for _ in range(steps)]
-    return torch.stack(actions, dim=1)[0].numpy()
 
 
 @pytest.fixture(scope="module")
