@@ -45,7 +45,8 @@ def test_eight_concurrent_sessions_each_get_their_own_chunks(start_server, conne
     for thread in threads:
         thread.join(60)
     assert errors == []
-    assert app.core.metrics.requests.labels("ok")._value.get() == 40
+    ok = app.core.metrics.requests.labels("ok")
+    wait_for(lambda: ok._value.get() == 40, what="40 requests counted")  # counted after the reply
 
 
 def test_relative_actions_use_each_sessions_own_state(start_server, connect):

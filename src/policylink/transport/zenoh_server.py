@@ -123,6 +123,11 @@ class ZenohServerSurface:
             self.session.close()
             self.session = None
 
+    def suspected_clients(self) -> list[str]:
+        """Clients whose token dropped and whose session awaits the post-grace double-check."""
+        with self._lock:
+            return list(self._suspects)
+
     @property
     def endpoints(self) -> list[str]:
         return [*self.settings.listen, *self.settings.connect]
