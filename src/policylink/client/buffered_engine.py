@@ -258,6 +258,11 @@ class BufferedEngine:
             self._schema = schema
             self._pending = None
 
+    def _buffer_low(self) -> bool:
+        """Time for the next request: playback left is under `buffer_time_s`, or nothing is."""
+        queued = len(self._queue)
+        return queued == 0 or queued * self._dt_ns < self._buffer_ns
+
     def _adopt_session(self, ack: SessionAck) -> str:
         """Configure merge mode, prefix horizon and identity from an ack; returns a log line."""
         caps = ack.capabilities
@@ -286,7 +291,7 @@ class BufferedEngine:
                 return None
             if self._state not in _REQUESTING:
                 return None
-            if not force and len(self._queue) * self._dt_ns >= self._buffer_ns:
+            if not force and not self._buffer_low():
                 return None
             item = self._slot.take()
             if item is None:
@@ -419,10 +424,30 @@ class BufferedEngine:
         log("%s: %s -> %s (%s)", self.config.client_id, previous.value, state.value, reason)
 
     def _offline_s(self, now_ns: int) -> float:
-        """Seconds without a merged chunk, not counting time spent paused."""
+        """Seconds the robot has been wanting a chunk without getting one.
+
+        Time counts only while there is demand (a request outstanding, or the buffer low while
+        the control loop still offers observations) and the engine is not paused: a robot that
+        stopped its loop, or is playing a full buffer, is not offline.
+        """
         with self._lock:
-            end = self._paused_at_ns if self._paused_at_ns is not None else now_ns
-            return (end - self._healthy_ns) / NS_PER_S
+            if self._paused_at_ns is not None:
+                return (self._paused_at_ns - self._healthy_ns) / NS_PER_S
+            offered = self._slot.last_put_ns
+            looping = offered is not None and now_ns - offered < self._degraded_ns
+            if self._pending is None and not (self._buffer_low() and looping):
+                self._healthy_ns = now_ns
+            return (now_ns - self._healthy_ns) / NS_PER_S
+
+    def _die_if_offline(self, now_ns: int) -> bool:
+        offline = self._offline_s(now_ns)
+        if offline <= self.config.max_offline_s:
+            return False
+        self._die(
+            f"wanted chunks for {offline:.1f} s without getting one "
+            f"(max_offline_s={self.config.max_offline_s:g})"
+        )
+        return True
 
     def _restart_offline_clock(self) -> None:
         with self._lock:

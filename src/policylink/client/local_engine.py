@@ -100,11 +100,7 @@ class LocalEngine(BufferedEngine):
                     logger.warning("%s: %s", self.config.client_id, reply.message)
             now_ns = time.monotonic_ns()
             self._set_state(*self._playback_state(now_ns))
-            if not self._is_paused() and self._offline_s(now_ns) > self.config.max_offline_s:
-                self._die(
-                    f"no chunk for {self._offline_s(now_ns):.1f} s "
-                    f"(max_offline_s={self.config.max_offline_s:g})"
-                )
+            self._die_if_offline(now_ns)
 
     def _infer(self, episode_id: int, obs: Observation) -> ActionChunk | ErrorReply:
         """The server's per-request path, in process."""

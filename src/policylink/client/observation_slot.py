@@ -15,12 +15,20 @@ from policylink.wire.messages import Observation
 class ObservationSlot:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # Guarded by _lock: the newest untaken observation and its capture time (monotonic ns).
+        # Guarded by _lock: the newest untaken observation and its capture time (monotonic ns),
+        # and when the last one was offered (kept after it is taken).
         self._item: tuple[Observation, int] | None = None
+        self._last_put_ns: int | None = None
 
     def put(self, obs: Observation, stamp_ns: int) -> None:
         with self._lock:
             self._item = (obs, stamp_ns)
+            self._last_put_ns = stamp_ns
+
+    @property
+    def last_put_ns(self) -> int | None:
+        with self._lock:
+            return self._last_put_ns
 
     def take(self) -> tuple[Observation, int] | None:
         with self._lock:

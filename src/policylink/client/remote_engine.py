@@ -155,11 +155,7 @@ class RemoteEngine(BufferedEngine):
             self._send_if_due(now_ns)
             state, reason = self._playback_state(now_ns)
             self._set_state(state, reason)
-        if not self._is_paused() and self._offline_s(now_ns) > self.config.max_offline_s:
-            self._die(
-                f"no chunk for {self._offline_s(now_ns):.1f} s "
-                f"(max_offline_s={self.config.max_offline_s:g})"
-            )
+        if self._die_if_offline(now_ns):
             self._transport.close()
 
     def _drain_inbox(self) -> None:

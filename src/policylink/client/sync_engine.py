@@ -91,16 +91,14 @@ class SyncEngine(BufferedEngine):
     def get_action(self) -> np.ndarray | None:
         """Blocks for one request when the queue is empty; the fallback if that fails."""
         action = self._pop_fresh()
-        state = self.state
-        if action is None and state in _LIVE:
-            self._fill()
-            action = self._pop_fresh()
-            now_ns = time.monotonic_ns()
-            if self._lost is None:
-                self._set_state(*self._playback_state(now_ns))
-            if self._offline_s(now_ns) > self.config.max_offline_s:
-                self._die(f"no chunk for more than max_offline_s={self.config.max_offline_s:g} s")
+        if action is None and self.state in _LIVE:
+            if self._die_if_offline(time.monotonic_ns()):
                 self._transport.close()
+            else:
+                self._fill()
+                action = self._pop_fresh()
+                if self._lost is None:
+                    self._set_state(*self._playback_state(time.monotonic_ns()))
         return action if action is not None else self._fallback_tick()
 
     def _on_reply(self, header: Header, msg: ActionChunk | ErrorReply) -> None:
