@@ -95,6 +95,7 @@ def test_every_request_writes_one_json_audit_line(start_server, connect, caplog)
         "episode_id",
         "queue_wait_ms",
         "inference_ms",
+        "overhead_ms",
         "superseded",
         "outcome",
     }

@@ -1,5 +1,9 @@
 """One JSON line per request on the `policylink.audit` logger, for grep and log pipelines.
 
+`overhead_ms` is the worker's time on the request outside the policy's chunk call (decode,
+checks, processors, encode, publish): the server's own cost, which should stay far below the
+forward.
+
 The line is built only when the logger is enabled, so an unconfigured audit log costs a level
 check per request and nothing more.
 """
@@ -20,6 +24,7 @@ def audit_request(
     episode_id: int,
     queue_wait_ms: float,
     inference_ms: float,
+    overhead_ms: float,
     superseded: int,
     outcome: str,
 ) -> None:
@@ -34,6 +39,7 @@ def audit_request(
                 "episode_id": episode_id,
                 "queue_wait_ms": round(queue_wait_ms, 3),
                 "inference_ms": round(inference_ms, 3),
+                "overhead_ms": round(overhead_ms, 3),
                 "superseded": superseded,
                 "outcome": outcome,
             },

@@ -194,6 +194,7 @@ class InferenceWorker:
             episode_id=header.episode_id,
             queue_wait_ms=queue_wait_ms,
             inference_ms=inference_ns / 1e6,
+            overhead_ms=(busy_ns - inference_ns) / 1e6,
             superseded=work.superseded,
             outcome=outcome,
         )

@@ -1,0 +1,303 @@
+"""Policy server cost: per-request overhead outside the forward, and throughput vs sessions.
+
+The server runs in this process exactly as `policylink serve` runs it (audit log on); the robots
+run in a separate process over real Zenoh on loopback, so their CPU never shows up as server
+time. Each robot streams closed-loop: it publishes its next observation the moment a chunk
+arrives. Observation bodies are encoded once up front; the server still decodes every one.
+
+Per request the server reports (audit line): `inference_ms`, the chunk call alone, and
+`overhead_ms`, the worker's time outside it (decode, checks, processors, encode, publish).
+`handoff` is the queue wait with one session: the deposit-to-worker wake-up, also overhead.
+Measured side by side in the same run: the JPEG decode floor (two 480x640 q90 frames decoded
+alone) and the forward, so the overhead is read against both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import queue
+import socket
+import statistics
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from policylink import wire
+
+HEIGHT, WIDTH = 480, 640
+STATE_DIM = 14
+CAMERAS = ("front", "wrist")
+JPEG_QUALITY = 90
+WARMUP_REQUESTS = 20
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def camera_frame(seed: int) -> np.ndarray:
+    """Smooth gradients, a few objects and sensor noise: compresses like a real 480p frame."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    image = np.stack(
+        [120 + 60 * x / WIDTH, 110 + 50 * y / HEIGHT, 90 + 40 * (x + y) / (HEIGHT + WIDTH)], -1
+    )
+    for _ in range(6):
+        cy, cx, radius = rng.uniform(0, HEIGHT), rng.uniform(0, WIDTH), rng.uniform(20, 90)
+        image[(y - cy) ** 2 + (x - cx) ** 2 < radius**2] = rng.uniform(0, 255, 3)
+    image += rng.normal(0, 2.0, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def observation_body(cameras: int) -> bytes:
+    obs = wire.Observation(
+        state=np.random.default_rng(0).standard_normal(STATE_DIM).astype(np.float32),
+        images={name: camera_frame(i) for i, name in enumerate(CAMERAS[:cameras])},
+    )
+    return wire.encode_observation(obs, JPEG_QUALITY)
+
+
+def robots_main(
+    endpoint: str, namespace: tuple[str, str, str], sessions: int, requests: int, cameras: int
+) -> dict[str, Any]:
+    """Child process: `sessions` closed-loop robots, each sending `requests` observations."""
+    from policylink.transport.zenoh_session import (
+        ZenohSettings,
+        declare_observation_publisher,
+        open_session,
+        query,
+    )
+
+    ns = wire.Namespace.of(*namespace)
+    body = observation_body(cameras)
+    zsession = open_session(ZenohSettings(mode="peer", connect=[endpoint]))
+    done = threading.Event()
+    lock = threading.Lock()
+    remaining = [sessions]
+    rtts: list[float] = []
+    keep: list[object] = []
+    senders: list[Any] = []
+
+    def start_robot(index: int) -> None:
+        client = f"robot-{index}"
+        caps_header = wire.Header(wire.SCHEMA_VERSION, wire.MsgType.SESSION_OPEN)
+        status = query(
+            zsession,
+            ns.status,
+            wire.encode_message(wire.StatusRequest()),
+            wire.pack_header(wire.Header(wire.SCHEMA_VERSION, wire.MsgType.STATUS_REQUEST)),
+            10.0,
+        )
+        caps = wire.decode_message(wire.MsgType.STATUS, status[0].ok.payload.to_bytes())
+        request = wire.SessionOpen(
+            client,
+            caps.capabilities.action_names,
+            caps.capabilities.state_dim,
+            caps.capabilities.cameras,
+        )
+        reply = query(
+            zsession,
+            ns.session,
+            wire.encode_message(request),
+            wire.pack_header(caps_header),
+            10.0,
+        )[0].ok
+        ack = wire.decode_message(wire.MsgType.SESSION_ACK, reply.payload.to_bytes())
+        publisher = declare_observation_publisher(zsession, ns.obs(client))
+        sent = [0]
+
+        def send() -> None:
+            sent[0] += 1
+            header = wire.Header(
+                wire.SCHEMA_VERSION,
+                wire.MsgType.OBSERVATION,
+                seq_id=sent[0],
+                client_mono_ns=time.monotonic_ns(),
+                session_epoch=ack.session_epoch,
+            )
+            publisher.put(body, attachment=wire.pack_header(header))
+
+        def on_chunk(sample: Any) -> None:
+            header = wire.unpack_header(sample.attachment.to_bytes())
+            with lock:
+                rtts.append((time.monotonic_ns() - header.client_mono_ns) / 1e6)
+            if sent[0] < requests:
+                send()
+                return
+            with lock:
+                remaining[0] -= 1
+                if remaining[0] == 0:
+                    done.set()
+
+        keep.extend([publisher, zsession.declare_subscriber(ns.action(client), on_chunk)])
+        senders.append(send)
+
+    for index in range(sessions):
+        start_robot(index)
+    started = time.perf_counter()
+    for send in senders:
+        send()
+    finished = done.wait(600)
+    elapsed = time.perf_counter() - started
+    zsession.close()
+    return {"finished": finished, "elapsed_s": elapsed, "rtt_ms": rtts}
+
+
+def _robots_entry(out: Any, *args: Any) -> None:
+    out.put(robots_main(*args))
+
+
+class AuditCollector(logging.Handler):
+    """The server's audit lines, parsed: the per-request timings the benchmark reports."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(record.getMessage()))
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def run_case(
+    name: str, *, preset: str, cameras: int, sessions: int, requests: int
+) -> dict[str, Any]:
+    from policylink.server.app import ServerApp
+    from policylink.server.manifest import Manifest
+
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    manifest = Manifest.from_data(
+        {
+            "policy": {
+                "kind": "transformer",
+                "preset": preset,
+                "params": {
+                    "state_dim": STATE_DIM,
+                    "cameras": [
+                        {"name": c, "height": HEIGHT, "width": WIDTH} for c in CAMERAS[:cameras]
+                    ],
+                },
+            },
+            "model_id": "bench",
+            "max_sessions": max(sessions, 1),
+            "zenoh": {"listen": [endpoint]},
+            "warmup_inferences": 5,
+        }
+    )
+    audit = logging.getLogger("policylink.audit")
+    collector = AuditCollector()
+    audit.addHandler(collector)
+    audit.setLevel(logging.INFO)
+    audit.propagate = False
+    out: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
+    try:
+        with ServerApp(manifest):
+            robots = multiprocessing.get_context("spawn").Process(
+                target=_robots_entry,
+                args=(out, endpoint, ("bench", "main", "default"), sessions, requests, cameras),
+                name="bench-robots",
+            )
+            robots.start()
+            try:
+                client = out.get(timeout=900)
+            except queue.Empty:
+                client = {"finished": False, "elapsed_s": float("nan"), "rtt_ms": []}
+            robots.join(60)
+    finally:
+        audit.removeHandler(collector)
+    lines = [line for line in collector.lines if line["outcome"] == "ok"][WARMUP_REQUESTS:]
+    overhead = [line["overhead_ms"] for line in lines]
+    forward = [line["inference_ms"] for line in lines]
+    wait = [line["queue_wait_ms"] for line in lines]
+    served = len(collector.lines)
+    return {
+        "case": name,
+        "preset": preset,
+        "cameras": cameras,
+        "sessions": sessions,
+        "requests": served,
+        "errors": sum(1 for line in collector.lines if line["outcome"] != "ok"),
+        "finished": client["finished"],
+        "throughput_rps": served / client["elapsed_s"] if client["elapsed_s"] else 0.0,
+        "forward_p50_ms": percentile(forward, 50),
+        "overhead_p50_ms": percentile(overhead, 50),
+        "overhead_p99_ms": percentile(overhead, 99),
+        "queue_wait_p50_ms": percentile(wait, 50),
+        "queue_wait_p99_ms": percentile(wait, 99),
+        "rtt_p50_ms": percentile(client["rtt_ms"], 50),
+        "rtt_p99_ms": percentile(client["rtt_ms"], 99),
+    }
+
+
+def jpeg_decode_floor_ms(repeats: int) -> float:
+    """Two frames decoded alone: the part of the overhead no server can avoid."""
+    encoded = [wire.encode_image(camera_frame(i), JPEG_QUALITY) for i in range(2)]
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for image in encoded:
+            wire.decode_image(image)
+        samples.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(samples)
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    requests = 60 if quick else 600
+    cases = [
+        ("state only", "tiny", 0, 1),
+        ("two JPEG cameras", "tiny", 2, 1),
+        ("two JPEG cameras", "tiny", 2, 4),
+    ]
+    sweep = [] if quick else [1, 2, 4, 8]
+    results = [
+        run_case(name, preset=preset, cameras=cams, sessions=n, requests=requests)
+        for name, preset, cams, n in cases
+    ]
+    throughput = [
+        run_case("throughput", preset="small", cameras=2, sessions=n, requests=requests // n)
+        for n in sweep
+    ]
+    floor = jpeg_decode_floor_ms(20 if quick else 200)
+    print_tables(results, throughput, floor)
+    return {"overhead": results, "throughput": throughput, "jpeg_decode_floor_ms": floor}
+
+
+def print_tables(results: list[dict], throughput: list[dict], floor: float) -> None:
+    print(f"JPEG decode floor, two 480x640 q90 frames: {floor:.2f} ms")
+    print()
+    head = (
+        f"{'case':<18} {'sess':>4} {'fwd p50':>8} {'ovh p50':>8} {'ovh p99':>8} {'p99/p50':>8} "
+        f"{'handoff':>8} {'ovh/fwd':>8} {'ovh/jpeg':>8} {'rtt p50':>8}"
+    )
+    print(head)
+    for r in results:
+        jpeg = r["overhead_p50_ms"] / floor if r["cameras"] else float("nan")
+        print(
+            f"{r['case']:<18} {r['sessions']:>4} {r['forward_p50_ms']:>8.2f} "
+            f"{r['overhead_p50_ms']:>8.3f} {r['overhead_p99_ms']:>8.3f} "
+            f"{r['overhead_p99_ms'] / r['overhead_p50_ms']:>8.2f} "
+            f"{r['queue_wait_p50_ms'] if r['sessions'] == 1 else float('nan'):>8.3f} "
+            f"{r['overhead_p50_ms'] / r['forward_p50_ms']:>8.3f} {jpeg:>8.2f} "
+            f"{r['rtt_p50_ms']:>8.2f}"
+        )
+    if throughput:
+        print()
+        print(
+            f"{'sessions':>8} {'req/s':>8} {'fwd p50':>8} {'wait p50':>9} {'wait p99':>9} "
+            f"{'rtt p50':>8} {'rtt p99':>8}"
+        )
+        for r in throughput:
+            print(
+                f"{r['sessions']:>8} {r['throughput_rps']:>8.1f} {r['forward_p50_ms']:>8.2f} "
+                f"{r['queue_wait_p50_ms']:>9.2f} {r['queue_wait_p99_ms']:>9.2f} "
+                f"{r['rtt_p50_ms']:>8.2f} {r['rtt_p99_ms']:>8.2f}"
+            )
