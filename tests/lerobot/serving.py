@@ -21,6 +21,7 @@ from tests.lerobot.checkpoints import ACTION_NAMES, CAMERA, IMAGE_SHAPE, STATE_D
 
 POLICYLINK = str(Path(sys.executable).parent / "policylink")
 STARTUP_TIMEOUT_S = 120.0
+DIFFUSION_SEED = 11
 
 
 def free_port() -> int:

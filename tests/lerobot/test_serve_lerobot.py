@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,32 +11,15 @@ from policylink.client import HandshakeError
 from policylink.wire.errors import ErrorCode
 from tests.lerobot import checkpoints
 from tests.lerobot.reference import lerobot_rollout, observation
-from tests.lerobot.serving import ServerProcess, fetch_chunk, lerobot_manifest, sync_client
+from tests.lerobot.serving import (
+    DIFFUSION_SEED,
+    ServerProcess,
+    fetch_chunk,
+    lerobot_manifest,
+    sync_client,
+)
 
 pytest.importorskip("lerobot", reason="LeRobot lives in its own environment: make test-lerobot")
-
-SEED = 11
-
-
-@pytest.fixture(scope="module")
-def act_server(act_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(lerobot_manifest(act_path), tmp_path_factory.mktemp("act-serve"))
-    try:
-        yield server.wait_serving()
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def diffusion_server(
-    diffusion_path: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    manifest = lerobot_manifest(diffusion_path, seed=SEED, params={"fixed_noise": True})
-    server = ServerProcess(manifest, tmp_path_factory.mktemp("diffusion-serve"))
-    try:
-        yield server.wait_serving()
-    finally:
-        server.stop()
 
 
 def test_served_act_chunk_equals_lerobot_in_process(act_server, act_path):
@@ -74,7 +55,7 @@ def test_two_act_sessions_with_different_states_never_mix(act_server, act_path):
 
 def test_served_diffusion_chunk_equals_lerobot_in_process(diffusion_server, diffusion_path):
     obs = observation(2)
-    expected = lerobot_rollout(diffusion_path, obs, steps=4, seed=SEED)
+    expected = lerobot_rollout(diffusion_path, obs, steps=4, seed=DIFFUSION_SEED)
     with sync_client(diffusion_server.endpoint, "arm-1") as client:
         np.testing.assert_allclose(fetch_chunk(client, obs), expected, rtol=1e-5, atol=1e-4)
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 PREFIX = "lerobot:"
-_DATASET_PREFIXES = ("observation.images.", "observation.state.", "observation.")
+_DATASET_PREFIXES = ("observation.images.", "observation.")
 
 
 def lerobot_type(robot: str) -> str | None:
@@ -44,7 +44,7 @@ def make_lerobot_robot(
     cameras); `plugins` are modules to import first so that they register their robot types."""
     try:
         import draccus
-        from lerobot.robots import RobotConfig, make_robot_from_config
+        from lerobot.robots import make_robot_from_config
     except ImportError as exc:
         raise ValueError(
             f"--robot lerobot:{robot_type} needs LeRobot's robot code ({exc}); pip install lerobot"
@@ -54,24 +54,32 @@ def make_lerobot_robot(
             importlib.import_module(module)
         except ImportError as exc:
             raise ValueError(f"robot plugin {module!r} cannot be imported: {exc}") from exc
-    config_class = _find_config_class(RobotConfig, robot_type)
+    config_class = find_robot_config(robot_type)
     try:
         config = draccus.decode(config_class, dict(options or {}))
     except Exception as exc:
         raise ValueError(
             f"options for LeRobot robot {robot_type!r} do not fit {config_class.__name__}: {exc}"
         ) from exc
-    return LeRobotRobot(make_robot_from_config(config), rename_map or {})
+    try:
+        robot = make_robot_from_config(config)
+    except ImportError as exc:
+        raise ValueError(
+            f"LeRobot robot {robot_type!r} needs a driver that is not installed ({exc}); "
+            "install the LeRobot extra of its motors, e.g. pip install 'lerobot[feetech]'"
+        ) from exc
+    return LeRobotRobot(robot, rename_map or {})
 
 
-def _find_config_class(registry: Any, robot_type: str) -> type:
+def find_robot_config(robot_type: str) -> type:
     """The registered config class of `robot_type`, importing as little as possible to find it:
     installed `lerobot_robot_*` plugins first, then LeRobot's robot packages one at a time."""
+    from lerobot.robots import RobotConfig
     from lerobot.utils.import_utils import register_third_party_plugins
 
     register_third_party_plugins()
-    if robot_type in registry.get_known_choices():
-        return registry.get_choice_class(robot_type)
+    if robot_type in RobotConfig.get_known_choices():
+        return RobotConfig.get_choice_class(robot_type)
     import lerobot.robots
 
     for package in pkgutil.iter_modules(lerobot.robots.__path__):
@@ -81,11 +89,11 @@ def _find_config_class(registry: Any, robot_type: str) -> type:
             importlib.import_module(f"lerobot.robots.{package.name}")
         except ImportError:
             continue
-        if robot_type in registry.get_known_choices():
-            return registry.get_choice_class(robot_type)
+        if robot_type in RobotConfig.get_known_choices():
+            return RobotConfig.get_choice_class(robot_type)
     raise ValueError(
         f"LeRobot robot type {robot_type!r} is unknown; known types: "
-        f"{sorted(registry.get_known_choices())} (a robot of your own: name its module with "
+        f"{sorted(RobotConfig.get_known_choices())} (a robot of your own: name its module with "
         "--robot-plugin, or install it as a lerobot_robot_* package)"
     )
 

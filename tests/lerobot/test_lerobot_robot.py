@@ -1,0 +1,113 @@
+"""LeRobot robots as clients: built from a type and options, renamed, driven under `run_loop`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from policylink.client import ClientConfig, RemoteEngine, RobotLayout, run_loop
+from policylink.client.lerobot_robot import lerobot_type, make_lerobot_robot
+from tests.lerobot.checkpoints import ACTION_NAMES, CAMERA
+from tests.lerobot.reference import lerobot_rollout, observation
+
+pytest.importorskip("lerobot", reason="LeRobot lives in its own environment: make test-lerobot")
+
+PLUGIN = "tests.lerobot.sim_arm"
+SIM_ARM = "policylink_sim_arm"
+
+
+def sim_arm(tmp_path, rename_map=None, **options):
+    options = {"calibration_dir": str(tmp_path / "calibration"), **options}
+    return make_lerobot_robot(SIM_ARM, options, plugins=[PLUGIN], rename_map=rename_map)
+
+
+def test_robot_spec_names_a_lerobot_type():
+    assert lerobot_type("lerobot:so101_follower") == "so101_follower"
+    assert lerobot_type("sim") is None
+    with pytest.raises(ValueError, match="names no robot type"):
+        lerobot_type("lerobot:")
+
+
+def test_a_plugin_robot_is_built_from_its_type_and_options(tmp_path):
+    from lerobot.robots import Robot
+
+    robot = sim_arm(tmp_path, seed=3, camera="wrist")
+    assert isinstance(robot.robot, Robot)
+    assert robot.robot.config.seed == 3
+    assert list(robot.observation_features) == [*ACTION_NAMES, "wrist"]
+    assert list(robot.action_features) == ACTION_NAMES
+
+
+@pytest.mark.parametrize("source", ["front", "observation.images.front"])
+def test_rename_map_puts_robot_keys_under_the_policys_names(tmp_path, source):
+    robot = sim_arm(tmp_path, rename_map={source: f"observation.images.{CAMERA}"})
+    assert list(robot.observation_features) == [*ACTION_NAMES, CAMERA]
+    robot.connect()
+    try:
+        frame = robot.get_observation()
+    finally:
+        robot.disconnect()
+    assert set(frame) == {*ACTION_NAMES, CAMERA}
+    assert frame[CAMERA].shape == (48, 64, 3)
+
+
+def test_rename_map_naming_a_key_the_robot_lacks_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"rename_map renames \['side'\], which robot"):
+        sim_arm(tmp_path, rename_map={"side": CAMERA})
+
+
+def test_options_that_do_not_fit_the_robot_config_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="do not fit SimArmConfig"):
+        sim_arm(tmp_path, gripper_force=3.0)
+
+
+def test_an_unknown_robot_type_is_refused_with_the_known_types():
+    with pytest.raises(
+        ValueError, match=r"'no_such_arm' is unknown; known types: \[.*so101_follower"
+    ):
+        make_lerobot_robot("no_such_arm")
+
+
+def test_finding_a_builtin_robot_type_loads_no_policy_code():
+    probe = (
+        "import sys\n"
+        "from policylink.client.lerobot_robot import find_robot_config\n"
+        "print(find_robot_config('so101_follower').__name__)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('lerobot.policies')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    config_name, policy_modules = result.stdout.splitlines()[-2:]
+    assert config_name.endswith("Config")
+    assert policy_modules == "[]"
+
+
+def test_a_lerobot_robot_runs_under_run_loop_on_a_served_policy(tmp_path, act_server, act_path):
+    log = tmp_path / "actions.jsonl"
+    robot = sim_arm(tmp_path, rename_map={"front": CAMERA}, seed=5, action_log=str(log))
+    config = ClientConfig(
+        endpoint=act_server.endpoint, client_id="sim-arm", jpeg_quality=0, rtc=False, fps=30.0
+    )
+    sent = threading.Event()
+    actions_sent = 0
+
+    def count(tick: int, obs: dict, action: np.ndarray | None) -> None:
+        nonlocal actions_sent
+        actions_sent += action is not None
+        if actions_sent >= 12:
+            sent.set()
+
+    engine = RemoteEngine(config, RobotLayout.of(robot))
+    stats = run_loop(robot, engine, 30.0, duration_s=90.0, stop=sent, on_tick=count)
+    assert sent.is_set(), f"only {actions_sent} actions in 90 s: {stats}"
+    executed = [json.loads(line) for line in log.read_text().splitlines()]
+    rows = np.array([[row[name] for name in ACTION_NAMES] for row in executed[:10]])
+    # Nothing moves before the first chunk, so it answers the arm's starting observation.
+    expected = lerobot_rollout(act_path, observation(5), steps=10)
+    np.testing.assert_allclose(rows, expected, rtol=1e-5, atol=1e-4)
