@@ -129,6 +129,7 @@ class BufferedEngine:
         self._pending: PendingRequest | None = None
         self._episode_start = True
         self._trouble: str | None = None
+        self._expired_since_merge = 0
         self._paused_at_ns: int | None = None
         self._healthy_ns = time.monotonic_ns()
         self._counters = _Counters()
@@ -359,6 +360,7 @@ class BufferedEngine:
             self._last_queue_wait_ms = msg.queue_wait_ms
             self._last_inference_ms = msg.inference_ms
             self._trouble = None
+            self._expired_since_merge = 0
             self._healthy_ns = received_ns
             return Outcome.MERGED
 
@@ -402,12 +404,16 @@ class BufferedEngine:
         with self._lock:
             trouble = self._trouble
             pending = self._pending
+            expired = self._expired_since_merge
+        fresh = self._queue.has_fresh(now_ns, self._max_age_ns)
         if trouble is None and pending is not None and now_ns - pending.sent_ns > self._degraded_ns:
             late_s = (now_ns - pending.sent_ns) / NS_PER_S
             trouble = f"request {pending.header.seq_id} unanswered for {late_s:.2f} s"
+        if trouble is None and expired and not fresh:
+            trouble = f"chunks arrive older than max_action_age_s={self.config.max_action_age_s:g}"
         if trouble is None:
             return EngineState.STREAMING, "chunks arriving"
-        if self._queue.has_fresh(now_ns, self._max_age_ns):
+        if fresh:
             return EngineState.DEGRADED, f"{trouble}; playing buffered actions"
         return (
             EngineState.STALLED,
@@ -477,6 +483,7 @@ class BufferedEngine:
         if expired:
             with self._lock:
                 self._counters.actions_expired += expired
+                self._expired_since_merge += expired
         if action is not None:
             self._last_action = action
         return action
