@@ -1,0 +1,272 @@
+"""A fleet of simulated arms, each a real robot client of one server, driven episode by episode.
+
+Every robot runs on its own thread the same way a robot process would: a `SimArm`, an engine
+(`RemoteEngine` for "async", `SyncEngine` for "sync") talking Zenoh to the server, and
+`run_loop` at the control rate. Robot i replays the same episodes in every phase (its seed is
+its index), so the async and sync phases are compared on identical targets.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from policylink.client import ClientConfig, RemoteEngine, RobotLayout, SyncEngine, run_loop
+from policylink.client.buffered_engine import BufferedEngine
+from policylink.client.handshake import HandshakeError
+from policylink.client.transport import ClientTransport, ServerUnreachable, make_transport
+from policylink.demo.wait_meter import WaitMeter
+from policylink.sim import CameraConfig, SimArm
+from policylink.sim.task import EpisodeResult
+from policylink.transport.impairment import ImpairedTransport, NetworkImpairment
+
+ENGINES = ("async", "sync")
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    endpoint: str
+    model_id: str
+    robots: int = 4
+    episodes: int = 3
+    fps: float = 30.0
+    cameras: tuple[CameraConfig, ...] = (CameraConfig("top"),)
+    buffer_time_s: float = 0.8
+    jpeg_quality: int = 90
+    impairment: NetworkImpairment = field(default_factory=NetworkImpairment)
+
+
+@dataclass
+class RobotRecord:
+    """What one robot did in one phase; times are seconds since the phase began.
+
+    Each episode starts with the arm at home until the first chunk of the episode arrives;
+    that wait (`startup_ms`) is the same for every engine and is reported on its own.
+    `held_ticks` and `waited_s` count only what came after it: ticks the engine had no
+    action, and time the loop spent blocked inside `get_action`.
+    """
+
+    robot: str
+    episodes: list[EpisodeResult] = field(default_factory=list)
+    ticks: int = 0
+    held_ticks: int = 0
+    skipped_ticks: int = 0
+    waited_s: float = 0.0
+    startup_ms: list[float] = field(default_factory=list)
+    requests: int = 0
+    chunks_merged: int = 0
+    timeouts: int = 0
+    dropped_by_link: int = 0
+    rtt_ms: list[float] = field(default_factory=list)
+    queue_depth: list[tuple[float, int]] = field(default_factory=list)
+    transitions: list[tuple[float, str]] = field(default_factory=list)
+    finished_s: float = 0.0
+    error: str = ""
+
+    def waiting_ticks(self, fps: float) -> int:
+        """Ticks the loop spent waiting for the network: holding, or blocked in the engine."""
+        return self.held_ticks + round(self.waited_s * fps)
+
+
+@dataclass(frozen=True)
+class LiveRow:
+    robot: str
+    state: str
+    queue_depth: int
+    last_rtt_ms: float | None
+    episodes_done: int
+    episodes_succeeded: int
+
+
+class RobotDriver:
+    """One robot of the fleet on its own thread; `run` is the thread body, `live` its window.
+
+    The record is written by the driver thread only and read after `join`; `live()` reads the
+    engine's own thread-safe stats plus the progress counters under `_lock`.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        config: FleetConfig,
+        engine_kind: str,
+        origin_s: float,
+        abort: threading.Event,
+    ) -> None:
+        if engine_kind not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine_kind!r}")
+        self.config = config
+        self.engine_kind = engine_kind
+        self.name = f"robot-{index}"
+        self.record = RobotRecord(self.name)
+        self.robot = SimArm(cameras=config.cameras, seed=index)
+        self.origin_s = origin_s
+        self.abort = abort
+        self._lock = threading.Lock()
+        # Guarded by _lock: the engine (None before start and after stop) and episode counts.
+        self._engine: BufferedEngine | None = None
+        self._done = 0
+        self._succeeded = 0
+        self.thread = threading.Thread(target=self.run, name=f"policylink-demo-{self.name}")
+
+    def _client_config(self) -> ClientConfig:
+        config = self.config
+        return ClientConfig(
+            endpoint=config.endpoint,
+            model_id=config.model_id,
+            client_id=self.name,
+            fps=config.fps,
+            buffer_time_s=config.buffer_time_s,
+            jpeg_quality=config.jpeg_quality,
+        )
+
+    def _transport(self, client: ClientConfig) -> ClientTransport:
+        transport = make_transport(client)
+        if self.config.impairment.active:
+            seed = int(self.name.rsplit("-", 1)[1])
+            return ImpairedTransport(transport, self.config.impairment, seed=seed)
+        return transport
+
+    def live(self) -> LiveRow:
+        with self._lock:
+            engine, done, succeeded = self._engine, self._done, self._succeeded
+        if engine is None:
+            state, depth, rtt = ("finished" if done else "starting"), 0, None
+        else:
+            stats = engine.stats
+            state, depth, rtt = stats.state.value, stats.queue_depth, stats.last_rtt_ms
+        return LiveRow(self.name, state, depth, rtt, done, succeeded)
+
+    def run(self) -> None:
+        client = self._client_config()
+        layout = RobotLayout.of(self.robot)
+        transport = self._transport(client)
+        engine_type = RemoteEngine if self.engine_kind == "async" else SyncEngine
+        engine = engine_type(client, layout, transport=transport)
+        try:
+            engine.start()
+        except (ServerUnreachable, HandshakeError) as exc:
+            self.record.error = f"{type(exc).__name__}: {exc}"
+            return
+        with self._lock:
+            self._engine = engine
+        try:
+            self._episodes(engine, layout)
+        finally:
+            stats = engine.stats
+            self.record.requests = stats.requests
+            self.record.chunks_merged = stats.chunks_merged
+            self.record.timeouts = stats.timeouts
+            self.record.transitions = [
+                (t.at_s - self.origin_s, t.state.value) for t in engine.transitions()
+            ]
+            if isinstance(transport, ImpairedTransport):
+                self.record.dropped_by_link = transport.dropped
+            engine.stop()
+            self.record.finished_s = time.monotonic() - self.origin_s
+            with self._lock:
+                self._engine = None
+
+    def _episodes(self, engine: BufferedEngine, layout: RobotLayout) -> None:
+        meter = WaitMeter(engine)
+        for _ in range(self.config.episodes):
+            if self.abort.is_set() or engine.failed:
+                return
+            self.robot.reset()
+            engine.reset()
+            ticks = _TickRecorder(self, engine, meter)
+            loop = run_loop(
+                self.robot,
+                meter,
+                self.config.fps,
+                stop=ticks.stop,
+                layout=layout,
+                manage_lifecycle=False,
+                on_tick=ticks,
+            )
+            self.record.ticks += loop.ticks
+            self.record.skipped_ticks += loop.skipped_ticks
+            if self.robot.episode_done:
+                result = self.robot.results[-1]
+                self.record.episodes.append(result)
+                with self._lock:
+                    self._done += 1
+                    self._succeeded += result.success
+
+
+class _TickRecorder:
+    """`run_loop`'s per-tick callback for one episode: samples the engine, ends the episode."""
+
+    def __init__(self, driver: RobotDriver, engine: BufferedEngine, meter: WaitMeter) -> None:
+        self.driver = driver
+        self.engine = engine
+        self.meter = meter
+        self.stop = threading.Event()
+        self._began_s = time.monotonic()
+        self._started = False
+        self._merged = engine.stats.chunks_merged
+
+    def __call__(self, tick: int, raw: dict, action: object) -> None:
+        driver, record = self.driver, self.driver.record
+        now = time.monotonic()
+        if self._started:
+            record.waited_s += self.meter.last_call_s
+            record.held_ticks += action is None
+        elif action is not None:
+            self._started = True
+            record.startup_ms.append((now - self._began_s) * 1e3)
+        stats = self.engine.stats
+        record.queue_depth.append((now - driver.origin_s, stats.queue_depth))
+        if stats.chunks_merged > self._merged and stats.last_rtt_ms is not None:
+            record.rtt_ms.append(stats.last_rtt_ms)
+        self._merged = stats.chunks_merged
+        if driver.robot.episode_done or driver.abort.is_set():
+            self.stop.set()
+
+
+@dataclass
+class PhaseRecord:
+    engine: str
+    impairment: str
+    robots: list[RobotRecord]
+    wall_s: float
+
+
+class Fleet:
+    """Starts every driver of one phase together and collects their records."""
+
+    def __init__(self, config: FleetConfig, engine_kind: str) -> None:
+        self.config = config
+        self.engine_kind = engine_kind
+        self.abort = threading.Event()
+        self.origin_s = time.monotonic()
+        self.drivers = [
+            RobotDriver(i, config, engine_kind, self.origin_s, self.abort)
+            for i in range(config.robots)
+        ]
+
+    def start(self) -> None:
+        for driver in self.drivers:
+            driver.thread.start()
+
+    @property
+    def running(self) -> bool:
+        return any(driver.thread.is_alive() for driver in self.drivers)
+
+    def live(self) -> list[LiveRow]:
+        return [driver.live() for driver in self.drivers]
+
+    def stop(self) -> None:
+        """Ends every robot's loop at its next tick (Ctrl-C)."""
+        self.abort.set()
+
+    def join(self) -> PhaseRecord:
+        for driver in self.drivers:
+            driver.thread.join()
+        return PhaseRecord(
+            engine=self.engine_kind,
+            impairment=self.config.impairment.describe(),
+            robots=[driver.record for driver in self.drivers],
+            wall_s=time.monotonic() - self.origin_s,
+        )
