@@ -250,6 +250,33 @@ def jpeg_decode_floor_ms(repeats: int) -> float:
     return statistics.median(samples)
 
 
+def forward_ms_by_preset(repeats: int) -> dict[str, dict[str, float]]:
+    """Median chunk call of each transformer preset, state only and with two cameras."""
+    from policylink.policy.base import ChunkBatch, dummy_observation
+    from policylink.policy.registry import PolicyConfig, build_policy
+    from policylink.policy.transformer import PRESETS
+
+    two = [{"name": c, "height": HEIGHT, "width": WIDTH} for c in CAMERAS]
+    table: dict[str, dict[str, float]] = {}
+    for preset in PRESETS:
+        table[preset] = {}
+        for label, cameras in (("state_only", []), ("two_cameras", two)):
+            policy = build_policy(
+                PolicyConfig(preset=preset, params={"state_dim": STATE_DIM, "cameras": cameras})
+            )
+            sample = policy.make_processor().preprocess(dummy_observation(policy.spec))
+            batch = ChunkBatch([sample])
+            for _ in range(3):
+                policy.predict_chunk(batch)
+            samples = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                policy.predict_chunk(batch)
+                samples.append((time.perf_counter() - start) * 1e3)
+            table[preset][label] = statistics.median(samples)
+    return table
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     requests = 60 if quick else 600
     cases = [
@@ -267,12 +294,24 @@ def run(quick: bool = False) -> dict[str, Any]:
         for n in sweep
     ]
     floor = jpeg_decode_floor_ms(20 if quick else 200)
-    print_tables(results, throughput, floor)
-    return {"overhead": results, "throughput": throughput, "jpeg_decode_floor_ms": floor}
+    presets = forward_ms_by_preset(3 if quick else 20)
+    print_tables(results, throughput, floor, presets)
+    return {
+        "overhead": results,
+        "throughput": throughput,
+        "jpeg_decode_floor_ms": floor,
+        "forward_ms_by_preset": presets,
+    }
 
 
-def print_tables(results: list[dict], throughput: list[dict], floor: float) -> None:
+def print_tables(
+    results: list[dict], throughput: list[dict], floor: float, presets: dict[str, dict[str, float]]
+) -> None:
     print(f"JPEG decode floor, two 480x640 q90 frames: {floor:.2f} ms")
+    print()
+    print(f"{'preset':<8} {'state only':>11} {'two cameras':>12}   (median forward, ms)")
+    for name, row in presets.items():
+        print(f"{name:<8} {row['state_only']:>11.2f} {row['two_cameras']:>12.2f}")
     print()
     head = (
         f"{'case':<18} {'sess':>4} {'fwd p50':>8} {'ovh p50':>8} {'ovh p99':>8} {'p99/p50':>8} "
