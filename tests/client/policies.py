@@ -8,6 +8,7 @@ lets a test act while a request is in flight.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -90,6 +91,41 @@ class TracePolicy:
         steps = self.step * np.arange(self._spec.chunk_size, dtype=np.float32)
         delay = np.asarray(batch.inference_delay, np.float32)
         return state[:, None, :] + steps[None, :, None] + 1000 * delay[:, None, None]
+
+
+class SlowPolicy:
+    """Sleeps before every forward of `inner`: a request stays in flight long enough for a test
+    to play actions meanwhile, deterministically."""
+
+    def __init__(self, inner: Any, delay_s: float) -> None:
+        self.inner = inner
+        self.delay_s = delay_s
+
+    @property
+    def spec(self) -> PolicySpec:
+        return self.inner.spec
+
+    def make_processor(self) -> Processor:
+        return self.inner.make_processor()
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def predict_chunk(self, batch: ChunkBatch) -> np.ndarray:
+        time.sleep(self.delay_s)
+        return self.inner.predict_chunk(batch)
+
+
+def build_slow_transformer(config: Any, device: str, dtype: str) -> SlowPolicy:
+    """The built-in transformer behind `SlowPolicy`; `params.delay_s` is the added time."""
+    from policylink.policy.registry import PolicyConfig, build_policy
+
+    params = dict(config.params)
+    delay_s = float(params.pop("delay_s", 0.0))
+    inner = build_policy(
+        PolicyConfig(kind="transformer", seed=config.seed, params=params), device, dtype
+    )
+    return SlowPolicy(inner, delay_s)
 
 
 def build_trace(config: Any, device: str, dtype: str) -> TracePolicy:

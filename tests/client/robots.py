@@ -11,11 +11,19 @@ MOTORS = ("shoulder.pos", "elbow.pos", "gripper.pos")
 
 
 class ScriptedRobot:
-    """`get_observation()` reports `state = [n, n, n]` on its n-th call (from `first`), and a
-    camera frame filled with n; every `send_action` is recorded. Thread-safe for reading
-    `sent` while a loop runs."""
+    """`get_observation()` reports `state = [n, n + signature, n]` on its n-th call (from
+    `first`), and a camera frame filled with n; every `send_action` is recorded. Thread-safe
+    for reading `sent` while a loop runs."""
 
-    def __init__(self, camera: tuple[int, int] | None = None, first: float = 0.0) -> None:
+    def __init__(
+        self,
+        camera: tuple[int, int] | None = None,
+        first: float = 0.0,
+        motors: tuple[str, ...] = MOTORS,
+        signature: float = 0.0,
+    ) -> None:
+        self.motors = motors
+        self.signature = signature
         self.camera = camera
         self.calls = 0
         self.first = first
@@ -27,14 +35,14 @@ class ScriptedRobot:
 
     @property
     def observation_features(self) -> dict[str, Any]:
-        features: dict[str, Any] = dict.fromkeys(MOTORS, float)
+        features: dict[str, Any] = dict.fromkeys(self.motors, float)
         if self.camera is not None:
             features["front"] = (*self.camera, 3)
         return features
 
     @property
     def action_features(self) -> dict[str, Any]:
-        return dict.fromkeys(MOTORS, float)
+        return dict.fromkeys(self.motors, float)
 
     @property
     def is_connected(self) -> bool:
@@ -50,7 +58,8 @@ class ScriptedRobot:
     def get_observation(self) -> dict[str, Any]:
         value = self.first + self.calls
         self.calls += 1
-        obs: dict[str, Any] = dict.fromkeys(MOTORS, value)
+        obs: dict[str, Any] = dict.fromkeys(self.motors, value)
+        obs[self.motors[1]] = value + self.signature
         if self.camera is not None:
             obs["front"] = np.full((*self.camera, 3), int(value) % 256, dtype=np.uint8)
         return obs
