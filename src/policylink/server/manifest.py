@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from policylink.policy.registry import PolicyConfig
+from policylink.transport.openpi_settings import OpenPISettings
 from policylink.transport.zenoh_session import ZenohSettings
 from policylink.wire.errors import KeyExprError
 from policylink.wire.keys import Namespace
@@ -120,6 +121,7 @@ class Manifest(_Block):
     zenoh: ZenohBlock = Field(default_factory=ZenohBlock)
     health_port: int = Field(default=0, ge=0, le=65535)
     capture: CaptureBlock = Field(default_factory=CaptureBlock)
+    openpi: OpenPISettings = Field(default_factory=OpenPISettings)
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
