@@ -155,3 +155,19 @@ def test_print_manifest_prints_the_commented_default():
     )
     assert result.stdout.startswith("# policylink server manifest")
     assert "max_sessions: 8" in result.stdout
+
+
+def test_drain_gives_up_on_a_forward_that_never_finishes(start_server, connect, verified_echo):
+    gated = {"kind": "python", "factory": "tests.server.policies:build_gated"}
+    app = start_server(policy={**gated, "params": {"state_dim": 2}}, warmup_inferences=0)
+    app.drain_timeout_s = 0.2
+    robot = connect(app, "arm")
+    robot.opened()
+    robot.send([1.0, 2.0], seq_id=1)
+    assert app.policy.entered.acquire(timeout=20)
+
+    started = time.monotonic()
+    app.stop()
+    assert time.monotonic() - started < 10
+    assert not app.healthy()
+    app.policy.release()

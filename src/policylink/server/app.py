@@ -59,9 +59,15 @@ class SessionReaper:
             self.core.close_idle_sessions()
 
 
+DRAIN_TIMEOUT_S = 60.0
+
+
 class ServerApp:
-    def __init__(self, manifest: Manifest | None = None) -> None:
+    def __init__(
+        self, manifest: Manifest | None = None, drain_timeout_s: float = DRAIN_TIMEOUT_S
+    ) -> None:
         self.manifest = manifest or Manifest()
+        self.drain_timeout_s = drain_timeout_s
         self.metrics = ServerMetrics()
         self.policy: Policy | None = None
         self.surfaces: list[Surface] = []
@@ -151,7 +157,12 @@ class ServerApp:
         if self._core is not None:
             self._core.begin_drain()
         if self._worker is not None:
-            self._worker.stop()
+            self._worker.stop(self.drain_timeout_s)
+            if self._worker.is_alive():
+                log.warning(
+                    "the in-flight forward did not finish within %.0f s; closing without it",
+                    self.drain_timeout_s,
+                )
         if self._reaper is not None:
             self._reaper.stop()
         for surface in reversed(self.surfaces):

@@ -223,10 +223,9 @@ class ZenohServerSurface:
         if header.msg_type is not MsgType.OBSERVATION:
             self.core.metrics.dropped.labels("bad_header").inc()
             return
-        session_id = self.core.session_id_for_client(client) or ""
-        self.core.submit_observation(
-            session_id, header, sample.payload, self._decode, self._reply_for(client)
-        )
+        session_id = self.core.session_id_for_client(client)
+        reply = self._reply_for(client) if session_id else self._reply_once(client)
+        self.core.submit_observation(session_id or "", header, sample.payload, self._decode, reply)
 
     def _decode(self, payload: object) -> Observation:
         if not isinstance(payload, zenoh.ZBytes):
@@ -250,6 +249,20 @@ class ZenohServerSurface:
         if entry[0] is not publisher:  # another thread declared one first
             publisher.undeclare()
         return entry[1]
+
+    def _reply_once(self, client: str) -> Reply:
+        """For a client without a session: no publisher is kept for robots that never open one."""
+
+        def reply(header: Header, message: ActionChunk | ErrorReply) -> None:
+            if self.session is None:
+                return
+            publisher = declare_action_publisher(self.session, self.namespace.action(client))
+            try:
+                publisher.put(encode_message(message), attachment=pack_header(header))
+            finally:
+                publisher.undeclare()
+
+        return reply
 
     def _on_session_closed(self, session: Session, reason: str) -> None:
         if reason == "replaced" or self.core.session_id_for_client(session.client) is not None:
