@@ -73,7 +73,10 @@ class InferenceWorker:
                 chosen = self.core.scheduler.select(ready)
                 batch = [work for s in chosen if (work := s.take()) is not None]
             for work in batch:
-                self._serve(work)
+                try:
+                    self._serve(work)
+                except Exception:  # bookkeeping failed (a full capture disk…): keep serving
+                    log.exception("serving session %s failed", work.session.session_id)
 
     def _serve(self, work: Work) -> None:
         core, session, request = self.core, work.session, work.request
