@@ -1,0 +1,86 @@
+"""The robot side imports and runs without torch: a fresh interpreter that refuses to import it
+drives a RemoteEngine against a real server, and a LocalEngine with a numpy policy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+
+from policylink.server.app import ServerApp
+from tests.client.conftest import TRACE, endpoint_of, python_policy
+from tests.client.server_process import REPO
+
+NO_TORCH = """
+import sys
+
+class RefuseTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "torch":
+            raise ImportError(f"{name} is blocked for this test")
+        return None
+
+sys.meta_path.insert(0, RefuseTorch())
+"""
+
+
+def run_without_torch(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", NO_TORCH + textwrap.dedent(code)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_remote_engine_streams_chunks_without_torch(
+    start_server: Callable[..., ServerApp],
+) -> None:
+    app = start_server(policy=python_policy(TRACE, chunk_size=4), max_sessions=1)
+    out = run_without_torch(
+        f"""
+        import time
+        import numpy as np
+        from policylink.client import ClientConfig, RemoteEngine, RobotLayout
+        from policylink.wire import Observation
+
+        layout = RobotLayout(("shoulder.pos", "elbow.pos", "gripper.pos"), ("a", "b", "c"))
+        config = ClientConfig(endpoint="{endpoint_of(app)}", fps=100, buffer_time_s=0.0)
+        with RemoteEngine(config, layout) as engine:
+            engine.notify_observation(Observation(state=np.full(3, 2.0, np.float32)))
+            deadline = time.monotonic() + 30
+            while engine.stats.chunks_merged == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            print(engine.get_action()[0], "torch" in sys.modules)
+        """
+    )
+    assert out.split() == ["2.0", "False"]
+
+
+def test_local_engine_runs_a_numpy_policy_without_torch() -> None:
+    out = run_without_torch(
+        """
+        import time
+        import numpy as np
+        from policylink.client import ClientConfig, LocalEngine, RobotLayout
+        from policylink.wire import Observation
+        from tests.client.policies import TracePolicy
+
+        layout = RobotLayout(("shoulder.pos", "elbow.pos", "gripper.pos"), ("a", "b", "c"))
+        config = ClientConfig(fps=100, buffer_time_s=0.0)
+        with LocalEngine(TracePolicy(), config, layout) as engine:
+            engine.notify_observation(Observation(state=np.full(3, 4.0, np.float32)))
+            deadline = time.monotonic() + 30
+            while engine.stats.chunks_merged == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            print(engine.get_action()[0], "torch" in sys.modules)
+        """
+    )
+    assert out.split() == ["4.0", "False"]
