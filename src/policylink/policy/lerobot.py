@@ -191,7 +191,7 @@ class LeRobotProcessor:
 
         frame: dict[str, np.ndarray] = {}
         if self._layout.state_dim:
-            state = np.asarray(obs.state, dtype=np.float32)
+            state = np.array(obs.state, dtype=np.float32)
             if state.shape != (self._layout.state_dim,):
                 raise ValueError(
                     f"observation state has shape {state.shape}; the policy expects "
@@ -209,7 +209,10 @@ class LeRobotProcessor:
                     f"camera {camera.name!r} sent {image.dtype} {image.shape}; the policy expects "
                     f"uint8 ({camera.height}, {camera.width}, 3)"
                 )
-            frame[self._layout.camera_keys[camera.name]] = image
+            # Decoded frames may be read-only views of the message buffer; torch wants its own.
+            frame[self._layout.camera_keys[camera.name]] = (
+                image if image.flags.writeable else image.copy()
+            )
         return self._pre(prepare_observation_for_inference(frame, self._device, task=obs.task))
 
     def postprocess(self, chunk_model: np.ndarray) -> np.ndarray:
