@@ -9,9 +9,10 @@ new work, let the in-flight forward finish and publish, then close the surface.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from policylink.policy.base import Policy
 from policylink.policy.registry import build_policy
@@ -24,6 +25,9 @@ from policylink.server.serving_modes import decide_serving_mode
 from policylink.server.worker import InferenceWorker, warm_up
 from policylink.transport.zenoh_server import ZenohServerSurface
 from policylink.wire.messages import Capabilities
+
+if TYPE_CHECKING:
+    from policylink.transport.openpi_server import OpenPIServer
 
 log = logging.getLogger("policylink.server")
 
@@ -72,6 +76,7 @@ class ServerApp:
         self.policy: Policy | None = None
         self.surfaces: list[Surface] = []
         self.zenoh: ZenohServerSurface | None = None
+        self.openpi: OpenPIServer | None = None
         self._core: ServerCore | None = None
         self._worker: InferenceWorker | None = None
         self._reaper: SessionReaper | None = None
@@ -128,6 +133,8 @@ class ServerApp:
             )
             self.surfaces.append(self.zenoh)
             self.zenoh.start()
+            if manifest.openpi.enabled:
+                self.openpi = self._start_openpi(core)
             self._reaper = SessionReaper(core)
             self._reaper.start()
         except BaseException:
@@ -135,6 +142,16 @@ class ServerApp:
             raise
         log.info(self.startup_line())
         return self
+
+    def _start_openpi(self, core: ServerCore) -> OpenPIServer:
+        """Imported here: websockets is only needed where the OpenPI surface is enabled."""
+        from policylink.transport.openpi_server import OpenPIServer
+
+        settings = self.manifest.openpi
+        surface = OpenPIServer(core, core.capabilities, settings, settings.api_key(os.environ))
+        self.surfaces.append(surface)
+        surface.start()
+        return surface
 
     def startup_line(self) -> str:
         core, manifest = self.core, self.manifest
@@ -145,6 +162,7 @@ class ServerApp:
             f"{', '.join(endpoints) or '(no endpoints)'} | mode {core.decision.mode} | capacity "
             f"{core.max_sessions} sessions | policy {core.policy.spec.family} on {manifest.device}"
             + (f" | health :{self.health_port}" if self._health else "")
+            + (f" | openpi {', '.join(self.openpi.urls)}" if self.openpi else "")
         )
 
     def stop(self) -> None:
