@@ -150,3 +150,38 @@ def test_sync_engine_blocks_for_one_round_trip_when_empty(
     assert [engine.get_action()[0] for _ in range(3)] == [5.0, 6.0, 7.0]
     assert engine.stats.requests == 1
     assert engine.stats.chunks_merged == 1
+
+
+def test_requests_outliving_the_timeout_are_abandoned_and_the_session_reopened(
+    start_server: StartServer, start_engine: StartEngine, shared_test_policies: None
+) -> None:
+    app = start_server(policy=python_policy(ECHO, state_dim=3, chunk_size=8, delay_s=0.6))
+    engine = start_engine(
+        endpoint_of(app),
+        ECHO_LAYOUT,
+        buffer_time_s=0.0,
+        request_timeout_s=0.2,
+        timeouts_before_reconnect=2,
+        reconnect_initial_backoff_s=0.05,
+    )
+    wait_for(
+        lambda: engine.notify_observation(obs(1.0)) or engine.stats.reconnects >= 1,
+        what="reconnect after two timeouts",
+    )
+    states = [t.state for t in engine.transitions()]
+    reconnecting = states.index(EngineState.RECONNECTING)
+    assert states[reconnecting + 1] is EngineState.STREAMING
+    assert engine.stats.timeouts >= 2
+    wait_for(lambda: engine.stats.chunks_dropped_stale >= 1, what="a late chunk dropped")
+
+
+def test_every_state_change_is_logged_with_its_reason(
+    start_server: StartServer, start_engine: StartEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = trace_server(start_server)
+    with caplog.at_level("INFO", logger="policylink.client"):
+        engine = start_engine(endpoint_of(app), LAYOUT, client_id="logged-arm")
+    changes = [r.getMessage() for r in caplog.records if " -> " in r.getMessage()]
+    assert changes[0].startswith("logged-arm: idle -> connecting (dialing tcp/127.0.0.1:")
+    assert changes[1].startswith("logged-arm: connecting -> streaming (session ")
+    assert engine.stats.session_id in changes[1]

@@ -137,8 +137,6 @@ class BufferedEngine:
         self._last_inference_ms: float | None = None
         self._transitions: deque[Transition] = deque(maxlen=256)
 
-    # Control-thread API -----------------------------------------------------------------
-
     @property
     def fps(self) -> float:
         return self.config.fps
@@ -236,8 +234,6 @@ class BufferedEngine:
         logger.info("%s: reset, episode %d begins", self.config.client_id, episode)
         self._on_reset(episode)
         self._wake()
-
-    # Worker side --------------------------------------------------------------------------
 
     def _wake(self) -> None:
         """Tell the worker something changed; engines with a worker override this."""
@@ -390,10 +386,6 @@ class BufferedEngine:
     def _clear_trouble(self) -> None:
         with self._lock:
             self._trouble = None
-
-    def _is_paused(self) -> bool:
-        with self._lock:
-            return self._paused_at_ns is not None
 
     def _pending_age_ns(self, now_ns: int) -> int | None:
         with self._lock:

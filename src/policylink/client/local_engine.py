@@ -81,7 +81,8 @@ class LocalEngine(BufferedEngine):
         self._stop_event.set()
         self._wake_event.set()
         thread, self._thread = self._thread, None
-        if thread is not None:
+        # The shutdown callback runs on the worker and may call stop(): it cannot join itself.
+        if thread is not None and thread is not threading.current_thread():
             thread.join()
         self._set_state(EngineState.STOPPED, "stopped by the caller")
 

@@ -76,8 +76,6 @@ class RemoteEngine(BufferedEngine):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # Lifecycle ----------------------------------------------------------------------------
-
     def start(self) -> None:
         """Connect and open the session, failing fast if the server refuses this robot.
 
@@ -108,14 +106,13 @@ class RemoteEngine(BufferedEngine):
         self._stop_event.set()
         self._wake_event.set()
         thread, self._thread = self._thread, None
-        if thread is not None:
+        # The shutdown callback runs on the worker and may call stop(): it cannot join itself.
+        if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=self.config.handshake_timeout_s + 2.0)
             if thread.is_alive():
                 logger.error("%s: worker did not stop in time", self.config.client_id)
         self._transport.close()
         self._set_state(EngineState.STOPPED, "stopped by the caller")
-
-    # Hooks from the control thread and the transport --------------------------------------
 
     def _wake(self) -> None:
         self._wake_event.set()
@@ -127,8 +124,6 @@ class RemoteEngine(BufferedEngine):
     def _on_reply(self, header: Header, msg: ActionChunk | ErrorReply) -> None:
         self._inbox.append((header, msg, time.monotonic_ns()))
         self._wake_event.set()
-
-    # Worker -------------------------------------------------------------------------------
 
     def _run(self) -> None:
         while not self._stop_event.is_set() and not self.failed:

@@ -1,0 +1,316 @@
+"""Robot-side cost: `get_action()` under load and during an outage, and round trip minus forward.
+
+The server is a separate `policylink serve` process serving a 0 ms policy (it returns zeros),
+so everything measured is overhead. This process is the robot.
+
+- Round trip: one request in flight at a time on the native transport, from before the
+  observation is encoded to after the chunk is decoded (encode → Zenoh → server decode,
+  checks, forward, encode → Zenoh → decode), minus the forward the server reports. Three
+  payloads: state only; two 480x640 JPEG q90 cameras; three raw 480x640 cameras.
+- `get_action()`: called in a tight loop (no sleep) with two JPEG cameras in every
+  observation, so the engine's worker requests back to back and competes for the interpreter
+  the whole time. First while streaming, then after the server is SIGKILLed (the engine rides
+  out, stalls and re-handshakes with backoff). `SyncEngine` runs the same loop for contrast:
+  it blocks for a round trip whenever its queue is empty.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policylink.policy.base import ChunkBatch, PolicySpec, Processor, Sample
+from policylink.wire.messages import CameraSpec, Observation
+
+REPO = Path(__file__).resolve().parents[1]
+HEIGHT, WIDTH = 480, 640
+STATE_DIM, CHUNK = 14, 50
+JOINTS = tuple(f"joint_{i}" for i in range(STATE_DIM))
+CAMERAS = ("top", "left_wrist", "right_wrist")
+WARMUP_REQUESTS = 20
+PEERS_FOR_SCALE = {
+    "LeRobot draft Zenoh engine (same hardware class)": {
+        "state only": "0.70 / 1.3",
+        "two JPEG cameras": "7-8 / 30-35",
+        "three raw cameras": "6.1 / 20-24",
+        "get_action max": "18 ms",
+    },
+}
+
+
+class _Identity:
+    def preprocess(self, obs: Observation) -> Sample:
+        return {"state": obs.state}
+
+    def postprocess(self, chunk_model: np.ndarray) -> np.ndarray:
+        return chunk_model
+
+    def reset(self) -> None:
+        """Stateless."""
+
+
+class NullPolicy:
+    """Zeros at once: a 0 ms forward, so every millisecond measured is overhead."""
+
+    def __init__(self) -> None:
+        self._spec = PolicySpec(
+            action_names=JOINTS,
+            chunk_size=CHUNK,
+            state_dim=STATE_DIM,
+            family="benchmarks.null",
+            supports_rtc=True,
+        )
+
+    @property
+    def spec(self) -> PolicySpec:
+        return self._spec
+
+    def make_processor(self) -> Processor:
+        return _Identity()
+
+    def reset(self) -> None:
+        """Stateless."""
+
+    def predict_chunk(self, batch: ChunkBatch) -> np.ndarray:
+        return np.zeros((len(batch), CHUNK, STATE_DIM), np.float32)
+
+
+def build_null_policy(config: Any, device: str, dtype: str) -> NullPolicy:
+    return NullPolicy()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def camera_frame(seed: int) -> np.ndarray:
+    """Gradients, a few objects and sensor noise: compresses like a real 480p frame."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    image = np.stack(
+        [120 + 60 * x / WIDTH, 110 + 50 * y / HEIGHT, 90 + 40 * (x + y) / (HEIGHT + WIDTH)], -1
+    )
+    for _ in range(6):
+        cy, cx, radius = rng.uniform(0, HEIGHT), rng.uniform(0, WIDTH), rng.uniform(20, 90)
+        image[(y - cy) ** 2 + (x - cx) ** 2 < radius**2] = rng.uniform(0, 255, 3)
+    image += rng.normal(0, 2.0, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def observation(cameras: int) -> Observation:
+    return Observation(
+        state=np.random.default_rng(0).standard_normal(STATE_DIM).astype(np.float32),
+        images={name: camera_frame(i) for i, name in enumerate(CAMERAS[:cameras])},
+    )
+
+
+def camera_specs(cameras: int) -> list[CameraSpec]:
+    return [CameraSpec(name, HEIGHT, WIDTH) for name in CAMERAS[:cameras]]
+
+
+class ServerProcess:
+    """`policylink serve` for the 0 ms policy, in its own process."""
+
+    def __init__(self, endpoint: str, workdir: Path) -> None:
+        import yaml
+
+        manifest = workdir / "server.yaml"
+        manifest.write_text(
+            yaml.safe_dump(
+                {
+                    "policy": {"kind": "python", "factory": f"{__name__}:build_null_policy"},
+                    "model_id": "bench-null",
+                    "serving_mode": "exclusive",
+                    "max_sessions": 1,
+                    "warmup_inferences": 1,
+                    "zenoh": {"listen": [endpoint]},
+                }
+            )
+        )
+        self.stdout = workdir / "server.out"
+        with self.stdout.open("w") as out:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "from policylink.cli.main import main; main()",
+                    "serve",
+                    "--manifest",
+                    str(manifest),
+                    "--log-level",
+                    "WARNING",
+                ],
+                cwd=REPO,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                stdout=out,
+                stderr=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + 120
+        while "serving" not in self.stdout.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"benchmark server did not start: {self.stdout.read_text()}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+
+def round_trips(endpoint: str, cameras: int, quality: int, count: int) -> dict[str, Any]:
+    """One request in flight; milliseconds from before encode to after decode, less forward."""
+    from policylink.transport.zenoh_client import ZenohClientTransport
+    from policylink.transport.zenoh_session import ZenohSettings
+    from policylink.wire import ActionChunk, Header, MsgType, SessionAck, SessionOpen
+
+    replies: queue.SimpleQueue = queue.SimpleQueue()
+    transport = ZenohClientTransport(
+        ZenohSettings(connect=[endpoint]), f"rtt-{cameras}-{quality}", jpeg_quality=quality
+    )
+    transport.connect(lambda header, msg: replies.put((time.perf_counter_ns(), header, msg)))
+    try:
+        ack = transport.handshake(
+            SessionOpen(transport.client_id, list(JOINTS), STATE_DIM, camera_specs(cameras)), 10.0
+        )
+        if not isinstance(ack, SessionAck):
+            raise RuntimeError(f"session refused: {ack.message}")
+        obs = observation(cameras)
+        overhead, total = [], []
+        for seq in range(1, WARMUP_REQUESTS + count + 1):
+            header = Header(
+                ack.schema_version,
+                MsgType.OBSERVATION,
+                seq_id=seq,
+                client_mono_ns=time.monotonic_ns(),
+                session_epoch=ack.session_epoch,
+            )
+            began = time.perf_counter_ns()
+            transport.send(header, obs)
+            arrived, reply_header, reply = replies.get(timeout=30)
+            if reply_header.seq_id != seq or not isinstance(reply, ActionChunk):
+                raise RuntimeError(f"unexpected reply to request {seq}: {reply}")
+            if seq > WARMUP_REQUESTS:
+                rtt_ms = (arrived - began) / 1e6
+                total.append(rtt_ms)
+                overhead.append(rtt_ms - reply.inference_ms)
+    finally:
+        transport.close()
+    return {
+        "p50_ms": float(np.percentile(overhead, 50)),
+        "p99_ms": float(np.percentile(overhead, 99)),
+        "max_ms": float(np.max(overhead)),
+        "rtt_p50_ms": float(np.percentile(total, 50)),
+        "requests": count,
+    }
+
+
+def tight_loop(engine: Any, obs: Observation, seconds: float) -> dict[str, Any]:
+    """`notify_observation` + timed `get_action` back to back for `seconds`."""
+    durations, actions = [], 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        engine.notify_observation(obs)
+        began = time.perf_counter_ns()
+        action = engine.get_action()
+        durations.append(time.perf_counter_ns() - began)
+        actions += action is not None
+    us = np.asarray(durations) / 1e3
+    return {
+        "calls": len(us),
+        "with_action": actions,
+        "p50_us": float(np.percentile(us, 50)),
+        "p99_us": float(np.percentile(us, 99)),
+        "p999_us": float(np.percentile(us, 99.9)),
+        "max_us": float(us.max()),
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    from policylink.client import ClientConfig, RemoteEngine, RobotLayout, SyncEngine
+
+    requests = 100 if quick else 1000
+    loop_s = 1.0 if quick else 5.0
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    layout = RobotLayout(JOINTS, tuple(f"s{i}" for i in range(STATE_DIM)), tuple(camera_specs(2)))
+    config = {
+        "endpoint": endpoint,
+        "client_id": "bench-robot",
+        "fps": 30.0,
+        "model_id": "bench-null",
+        "reconnect_initial_backoff_s": 0.05,
+        "reconnect_max_backoff_s": 0.5,
+    }
+    loaded_obs = observation(2)
+    with tempfile.TemporaryDirectory() as workdir:
+        server = ServerProcess(endpoint, Path(workdir))
+        try:
+            rtt = {
+                "state only": round_trips(endpoint, 0, 90, requests),
+                "two JPEG cameras": round_trips(endpoint, 2, 90, requests),
+                "three raw cameras": round_trips(endpoint, 3, 0, requests),
+            }
+            with SyncEngine(ClientConfig(**config), layout) as sync:
+                sync_loop = tight_loop(sync, loaded_obs, loop_s)
+            remote = RemoteEngine(ClientConfig(**config, buffer_time_s=2.0), layout)
+            remote.start()
+            try:
+                streaming = tight_loop(remote, loaded_obs, loop_s)
+                streaming["chunks"] = remote.stats.chunks_merged
+                server.kill()
+                outage = tight_loop(remote, loaded_obs, loop_s)
+                outage["end_state"] = remote.state.value
+                outage["walk"] = [t.state.value for t in remote.transitions()][-4:]
+            finally:
+                remote.stop()
+        finally:
+            server.kill()
+    loops = {
+        "RemoteEngine streaming": streaming,
+        "RemoteEngine outage": outage,
+        "SyncEngine": sync_loop,
+    }
+    print_tables(rtt, loops)
+    return {
+        "round_trip_minus_forward": rtt,
+        "get_action": loops,
+        "peers_for_scale": PEERS_FOR_SCALE,
+    }
+
+
+def print_tables(rtt: dict[str, dict[str, Any]], loops: dict[str, dict[str, Any]]) -> None:
+    print(
+        "Round trip minus forward, one request in flight (ms), 0 ms policy, server in its own process"
+    )
+    print(f"{'payload':<20} {'p50':>7} {'p99':>7} {'max':>7} {'rtt p50':>8}")
+    for name, row in rtt.items():
+        print(
+            f"{name:<20} {row['p50_ms']:>7.2f} {row['p99_ms']:>7.2f} {row['max_ms']:>7.2f} "
+            f"{row['rtt_p50_ms']:>8.2f}"
+        )
+    print()
+    print("get_action() in a tight loop, two JPEG cameras per observation (us)")
+    print(f"{'engine':<24} {'calls':>8} {'p50':>7} {'p99':>7} {'p99.9':>8} {'max':>9}")
+    for name, row in loops.items():
+        print(
+            f"{name:<24} {row['calls']:>8} {row['p50_us']:>7.1f} {row['p99_us']:>7.1f} "
+            f"{row['p999_us']:>8.1f} {row['max_us']:>9.1f}"
+        )
+    sync, streaming = loops["SyncEngine"], loops["RemoteEngine streaming"]
+    print(
+        f"SyncEngine p99 / RemoteEngine p99: {sync['p99_us'] / streaming['p99_us']:.0f}x; "
+        f"outage walk {loops['RemoteEngine outage']['walk']}"
+    )
+    for peer, numbers in PEERS_FOR_SCALE.items():
+        print(f"for scale, {peer}: {numbers}")
