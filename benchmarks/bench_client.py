@@ -290,9 +290,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def print_tables(rtt: dict[str, dict[str, Any]], loops: dict[str, dict[str, Any]]) -> None:
-    print(
-        "Round trip minus forward, one request in flight (ms), 0 ms policy, server in its own process"
-    )
+    print("Round trip minus forward (ms): one request in flight, 0 ms policy, server in a process")
     print(f"{'payload':<20} {'p50':>7} {'p99':>7} {'max':>7} {'rtt p50':>8}")
     for name, row in rtt.items():
         print(

@@ -195,8 +195,6 @@ class ZenohClientTransport:
                     entity.undeclare()
             session.close()
 
-    # Internals ---------------------------------------------------------------------------
-
     def _require_session(self) -> zenoh.Session:
         with self._lock:
             if self._session is None:
