@@ -116,3 +116,10 @@ def test_a_camera_frame_of_the_wrong_size_fails_that_request_only(act):
     with pytest.raises(ValueError, match=r"camera 'top' sent uint8 \(24, 32, 3\)"):
         processor.preprocess(Observation(state=state, images={CAMERA: small}))
     assert served_chunk(act, observation(1)).shape == (10, len(ACTION_NAMES))
+
+
+def test_a_checkpoint_directory_that_does_not_exist_is_named_in_the_error(tmp_path):
+    missing = tmp_path / "checkpoints" / "last"
+    config = PolicyConfig(kind="lerobot", path=str(missing), params={"action_names": ACTION_NAMES})
+    with pytest.raises(ValueError, match=r"'.*/checkpoints/last' is not a checkpoint directory"):
+        build_policy(config)

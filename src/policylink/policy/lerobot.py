@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -253,11 +254,6 @@ class LeRobotPolicy:
     def spec(self) -> PolicySpec:
         return self._spec
 
-    @property
-    def lerobot_policy(self) -> Any:
-        """The underlying LeRobot policy, for benchmarks and parity checks."""
-        return self._policy
-
     def make_processor(self) -> LeRobotProcessor:
         preprocessor, postprocessor = copy.deepcopy(self._pipelines)
         return LeRobotProcessor(preprocessor, postprocessor, self._layout, self._device)
@@ -268,7 +264,7 @@ class LeRobotPolicy:
         out = np.empty((rows, self._spec.chunk_size, self._spec.action_dim), dtype=np.float32)
         for indices, delay, prefix in self._call_groups(batch):
             inputs = self._collate([batch.samples[i] for i in indices])
-            chunk = self._call(inputs, len(indices), delay, prefix)
+            chunk = self._call(inputs, delay, prefix)
             expected = (len(indices), self._spec.chunk_size, self._spec.action_dim)
             if tuple(chunk.shape) != expected:
                 raise RuntimeError(
@@ -298,7 +294,7 @@ class LeRobotPolicy:
                 result.append((indices, int(key[0]), stacked))
         return result
 
-    def _call(self, inputs: dict, rows: int, delay: int, prefix: np.ndarray | None) -> torch.Tensor:
+    def _call(self, inputs: dict, delay: int, prefix: np.ndarray | None) -> torch.Tensor:
         if self._family.call == "rollout":
             if self._fixed_seed is None:
                 return self._rollout(inputs)
@@ -358,7 +354,7 @@ def build(config: PolicyConfig, device: str, dtype: str) -> LeRobotPolicy:
             f"policy kind 'lerobot' needs LeRobot ({exc}); install policylink[lerobot]"
         ) from exc
 
-    lerobot_config = PreTrainedConfig.from_pretrained(config.path)
+    lerobot_config = load_config(PreTrainedConfig, config.path)
     policy_type = lerobot_config.type
     family = family_of(policy_type, lerobot_config)
     layout = input_layout(lerobot_config.input_features)
@@ -408,6 +404,19 @@ def build(config: PolicyConfig, device: str, dtype: str) -> LeRobotPolicy:
         dtype=torch_dtype,
         fixed_seed=fixed_seed,
     )
+
+
+def load_config(config_class: Any, path: str) -> Any:
+    """The checkpoint's LeRobot config, with errors that say which kind of path was meant."""
+    looks_like_hub_id = path.count("/") == 1 and not path.startswith((".", "/", "~"))
+    if not Path(path).is_dir() and not looks_like_hub_id:
+        raise ValueError(
+            f"policy.path {path!r} is not a checkpoint directory (and not a hub id: user/repo)"
+        )
+    try:
+        return config_class.from_pretrained(path)
+    except Exception as exc:
+        raise ValueError(f"policy.path {path!r}: cannot load a LeRobot config ({exc})") from exc
 
 
 def enable_rtc(lerobot_config: Any) -> None:
