@@ -6,6 +6,7 @@ requests are served is fully determined by the scheduler, not by timing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -15,6 +16,7 @@ from policylink import wire
 from policylink.policy.registry import PolicyConfig
 from policylink.server.core import ServerCore
 from policylink.server.manifest import Manifest
+from policylink.server.metrics import LoadMeter
 from policylink.server.scheduler import RoundRobinScheduler
 from policylink.server.serving_modes import ServingDecision
 from policylink.server.session import Session
@@ -119,3 +121,12 @@ def test_round_robin_serves_every_ready_session_once_per_round():
     not_ready_s1 = [sessions[0], sessions[2]]
     assert [scheduler.select(not_ready_s1)[0].session_id for _ in range(3)] == ["s2", "s0", "s2"]
     assert scheduler.select([]) == []
+
+
+def test_load_meter_reports_the_busy_fraction_and_decays_when_idle():
+    meter = LoadMeter(window_s=0.05)
+    opened = time.monotonic_ns()
+    wait_for(lambda: time.monotonic_ns() - opened > 50_000_000, what="one window to pass")
+    meter.add_busy(40_000_000)
+    assert 0.0 < meter.current() <= 1.0
+    wait_for(lambda: meter.current() == 0.0, what="the load to decay while idle")

@@ -85,6 +85,7 @@ class ServerCore:
         self.scheduler: Scheduler = scheduler or RoundRobinScheduler()
         self.registry = SessionRegistry()
         self.load = LoadMeter()
+        self.metrics.load.set_function(self.load.current)
         self._open_rules = OpenPolicy(
             self.capabilities, manifest.strict_fps, self.capabilities.supports_rtc
         )
@@ -169,7 +170,7 @@ class ServerCore:
             active_sessions=active,
             max_sessions=self.max_sessions,
             load=load,
-            worker_load=self.load.value,
+            worker_load=self.load.current(),
         )
 
     def _refuse(self, error: ErrorReply) -> ErrorReply:

@@ -73,26 +73,34 @@ class ServerMetrics:
 
 
 class LoadMeter:
-    """Busy fraction of the inference worker over the last completed window (≈1 s).
+    """Busy fraction of the inference worker over roughly the last second.
 
-    Only the worker thread calls `add_busy`; readers get the last completed window's value,
-    a float assignment, so no lock is needed beyond the one guarding the running window.
+    The worker reports busy time after each request; readers get the last completed window,
+    or — once a whole window has passed without a request — the running one, so an idle
+    server decays to 0 instead of reporting its last busy second forever.
     """
 
     def __init__(self, window_s: float = 1.0) -> None:
         self._window_ns = int(window_s * 1e9)
-        # Guards the running window (_start_ns, _busy_ns); `value` is published atomically.
+        # Guards the running window (_start_ns, _busy_ns) and the last completed value.
         self._lock = threading.Lock()
         self._start_ns = time.monotonic_ns()
         self._busy_ns = 0
-        self.value = 0.0
+        self._value = 0.0
 
-    def add_busy(self, busy_ns: int) -> float:
+    def add_busy(self, busy_ns: int) -> None:
         now = time.monotonic_ns()
         with self._lock:
             self._busy_ns += busy_ns
             elapsed = now - self._start_ns
             if elapsed >= self._window_ns:
-                self.value = min(1.0, self._busy_ns / elapsed)
+                self._value = min(1.0, self._busy_ns / elapsed)
                 self._start_ns, self._busy_ns = now, 0
-            return self.value
+
+    def current(self) -> float:
+        now = time.monotonic_ns()
+        with self._lock:
+            elapsed = now - self._start_ns
+            if elapsed >= self._window_ns:
+                return min(1.0, self._busy_ns / elapsed)
+            return self._value

@@ -102,7 +102,7 @@ class InferenceWorker:
                 queue_wait_ms=queue_wait_ms,
                 inference_ms=inference_ns / 1e6,
                 superseded=work.superseded,
-                server_load=core.load.value,
+                server_load=core.load.current(),
             )
         except WireError as exc:
             reply = ErrorReply(code=exc.code, message=str(exc))
@@ -188,7 +188,7 @@ class InferenceWorker:
         if inference_ns:
             metrics.inference.observe(inference_ns / 1e9)
         metrics.overhead.observe((busy_ns - inference_ns) / 1e9)
-        metrics.load.set(self.core.load.add_busy(busy_ns))
+        self.core.load.add_busy(busy_ns)
         header = work.request.header
         audit_request(
             session_id=work.session.session_id,
