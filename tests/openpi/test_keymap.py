@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from policylink.transport.openpi_keymap import PRESETS, KeyMap, to_rgb_hwc
-from policylink.wire import CameraSpec, DecodeError, ImageError, Observation
+from policylink.wire import CameraSpec, DecodeError, ErrorCode, ImageError, Observation, WireError
 
 TWO_CAMERAS = (CameraSpec("front", 4, 6), CameraSpec("wrist", 4, 6))
 RNG = np.random.default_rng(0)
@@ -204,3 +204,11 @@ def test_metadata_description_lists_each_bound_key():
         "front": "observation/image",
         "wrist": "observation/wrist_image",
     }
+
+
+def test_client_side_encoding_refuses_an_observation_missing_a_camera():
+    bound = KeyMap.from_config("libero").bind(TWO_CAMERAS, state_dim=2)
+    obs = Observation(state=np.zeros(2, np.float32), images={"front": _image()})
+    with pytest.raises(WireError, match="no image for camera 'wrist'") as refused:
+        bound.to_openpi(obs)
+    assert refused.value.code is ErrorCode.CAMERA_MISMATCH

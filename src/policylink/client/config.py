@@ -15,6 +15,7 @@ from enum import Enum
 from policylink.wire.keys import client_segment, sanitize_segment
 
 ZENOH_MODES = ("peer", "client")
+OPENPI_RESPONSE_KEYS = ("actions", "action")
 
 
 class Fallback(str, Enum):
@@ -40,6 +41,11 @@ class ClientConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     lease_ms: int = 1000
+    # OpenPI endpoints (ws://, wss://): observation key preset ("" = the server's advertised
+    # keys, else aloha), the reply key holding the chunk, and the variable holding the API key.
+    openpi_key_map: str = ""
+    openpi_response_key: str = "actions"
+    api_key_env: str = ""
     model_id: str = ""
     revision: str = ""
     task_slug: str = ""
@@ -73,6 +79,11 @@ class ClientConfig:
         if not self.endpoint.strip():
             raise ValueError(
                 "endpoint is empty; set it to the router or server, e.g. tcp/host:7447"
+            )
+        if self.openpi_response_key not in OPENPI_RESPONSE_KEYS:
+            raise ValueError(
+                f"openpi_response_key must be one of {OPENPI_RESPONSE_KEYS}, got "
+                f"{self.openpi_response_key!r}"
             )
         if self.zenoh_mode not in ZENOH_MODES:
             raise ValueError(f"zenoh_mode must be one of {ZENOH_MODES}, got {self.zenoh_mode!r}")

@@ -65,7 +65,15 @@ class ClientTransport(Protocol):
 
 
 def make_transport(config: ClientConfig) -> ClientTransport:
-    """The Zenoh transport for `config`: the one place the client reaches into a network stack."""
+    """The transport for `config`: the one place the client reaches into a network stack.
+
+    A `ws://` or `wss://` endpoint is an OpenPI server (policylink's or a stock one); anything
+    else is a Zenoh endpoint.
+    """
+    if config.endpoint.startswith(("ws://", "wss://")):
+        from policylink.transport.openpi_client import OpenPIClientTransport
+
+        return OpenPIClientTransport.from_config(config)
     from policylink.transport.zenoh_client import ZenohClientTransport
 
     return ZenohClientTransport.from_config(config)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from policylink.wire.errors import DecodeError, ImageError
+from policylink.wire.errors import DecodeError, ErrorCode, ImageError, WireError
 from policylink.wire.messages import CameraSpec, Observation
 
 LAYOUTS = ("hwc", "chw")
@@ -297,9 +297,10 @@ class BoundKeyMap:
         """The client side: a native `Observation` as the dict a stock OpenPI server expects."""
         state = np.asarray(obs.state, dtype=np.float32).reshape(-1)
         if state.size != self.state_dim:
-            raise ValueError(
+            raise WireError(
                 f"observation state has {state.size} values; key map {self.name!r} expects "
-                f"{self.state_dim}"
+                f"{self.state_dim}",
+                ErrorCode.STATE_MISMATCH,
             )
         out: dict[str, Any] = {}
         offset = 0
@@ -308,8 +309,9 @@ class BoundKeyMap:
             offset += size
         for camera, key in self.images.items():
             if camera not in obs.images:
-                raise ValueError(
-                    f"observation has no image for camera {camera!r}; it has {sorted(obs.images)}"
+                raise WireError(
+                    f"observation has no image for camera {camera!r}; it has {sorted(obs.images)}",
+                    ErrorCode.CAMERA_MISMATCH,
                 )
             image = np.asarray(obs.images[camera])
             self._put(out, key, image.transpose(2, 0, 1) if self.image_layout == "chw" else image)
