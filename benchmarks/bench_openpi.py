@@ -1,0 +1,272 @@
+"""Round-trip overhead (RTT minus forward) of one observation, three ways, in one run.
+
+One server process-equivalent (`ServerApp` in this process, Zenoh and OpenPI surfaces both on)
+serves the built-in transformer; the clients run in a separate process so their CPU never
+shows up as server time. Every client sends the *same* observation (LIBERO-sized: two 224x224
+cameras, an 8-value state), closed loop, one request in flight:
+
+- native Zenoh with `ZenohClientTransport`, images raw and as JPEG q90;
+- policylink's OpenPI endpoint with the stock openpi-client (`WebsocketClientPolicy`), and
+  with policylink's own `OpenPIClientTransport`;
+- in-process: preprocess, forward and postprocess called directly (no network, no codec).
+
+RTT is measured by the client from before encoding to after decoding. The forward is what
+the server reports for that very request (`inference_ms` / `server_timing.infer_ms`), so
+RTT minus forward is everything else: encode, network, queue hand-off, decode, checks,
+processors, reply encode.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import socket
+import time
+from typing import Any
+
+import numpy as np
+
+SIZE = 224
+STATE_DIM = 8
+CAMERAS = ("front", "wrist")
+PRESET = "small"
+WARMUP = 10
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def camera_frame(seed: int) -> np.ndarray:
+    """Gradients, a few objects and sensor noise: compresses like a real camera frame."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    image = np.stack([120 + 60 * x / SIZE, 110 + 50 * y / SIZE, 90 + 40 * (x + y) / SIZE], -1)
+    for _ in range(4):
+        (cy, cx), radius = rng.uniform(0, SIZE, 2), rng.uniform(10, 40)
+        image[(y - cy) ** 2 + (x - cx) ** 2 < radius**2] = rng.uniform(0, 255, 3)
+    image += rng.normal(0, 2.0, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def the_observation() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    state = np.random.default_rng(0).standard_normal(STATE_DIM).astype(np.float32)
+    return state, {name: camera_frame(i) for i, name in enumerate(CAMERAS)}
+
+
+def summarise(rtt_ms: list[float], forward_ms: list[float]) -> dict[str, float]:
+    rtt, forward = np.asarray(rtt_ms), np.asarray(forward_ms)
+    overhead = rtt - forward
+    return {
+        "requests": len(rtt),
+        "rtt_p50_ms": float(np.percentile(rtt, 50)),
+        "forward_p50_ms": float(np.percentile(forward, 50)),
+        "overhead_p50_ms": float(np.percentile(overhead, 50)),
+        "overhead_p90_ms": float(np.percentile(overhead, 90)),
+    }
+
+
+def native_round_trips(
+    endpoint: str, action_names: list[str], jpeg_quality: int, requests: int
+) -> dict[str, float]:
+    from policylink import wire
+    from policylink.transport.zenoh_client import ZenohClientTransport
+    from policylink.transport.zenoh_session import ZenohSettings
+
+    state, images = the_observation()
+    obs = wire.Observation(state=state, images=images)
+    cameras = [wire.CameraSpec(name, SIZE, SIZE) for name in CAMERAS]
+    client_id = f"bench-native-{jpeg_quality}"
+    replies: queue.SimpleQueue[tuple[int, wire.Message]] = queue.SimpleQueue()
+    transport = ZenohClientTransport(
+        ZenohSettings(mode="peer", connect=[endpoint]), client_id, jpeg_quality=jpeg_quality
+    )
+    transport.connect(lambda _header, msg: replies.put((time.monotonic_ns(), msg)))
+    try:
+        ack = transport.handshake(
+            wire.SessionOpen(client_id, action_names, STATE_DIM, cameras), timeout_s=10.0
+        )
+        assert isinstance(ack, wire.SessionAck), ack
+        rtt, forward = [], []
+        for seq in range(1, WARMUP + requests + 1):
+            sent_ns = time.monotonic_ns()
+            header = wire.Header(
+                ack.schema_version,
+                wire.MsgType.OBSERVATION,
+                seq_id=seq,
+                client_mono_ns=sent_ns,
+                session_epoch=ack.session_epoch,
+            )
+            transport.send(header, obs)
+            received_ns, msg = replies.get(timeout=30)
+            assert isinstance(msg, wire.ActionChunk), msg
+            if seq > WARMUP:
+                rtt.append((received_ns - sent_ns) / 1e6)
+                forward.append(msg.inference_ms)
+    finally:
+        transport.close()
+    return summarise(rtt, forward)
+
+
+def openpi_client_round_trips(url: str, requests: int) -> dict[str, float]:
+    """The stock openpi-client, exactly as LIBERO/DROID eval scripts use it."""
+    from openpi_client.websocket_client_policy import WebsocketClientPolicy
+
+    state, images = the_observation()
+    obs = {
+        "observation/state": state,
+        "observation/image": images["front"],
+        "observation/wrist_image": images["wrist"],
+        "prompt": "pick up the cup",
+    }
+    policy = WebsocketClientPolicy(url)
+    rtt, forward = [], []
+    try:
+        for index in range(WARMUP + requests):
+            started = time.perf_counter()
+            reply = policy.infer(obs)
+            elapsed_ms = (time.perf_counter() - started) * 1e3
+            if index >= WARMUP:
+                rtt.append(elapsed_ms)
+                forward.append(reply["server_timing"]["infer_ms"])
+    finally:
+        policy._ws.close()
+    return summarise(rtt, forward)
+
+
+def policylink_openpi_round_trips(
+    url: str, action_names: list[str], requests: int
+) -> dict[str, float]:
+    from policylink import wire
+    from policylink.transport.openpi_client import OpenPIClientTransport
+
+    state, images = the_observation()
+    obs = wire.Observation(state=state, images=images, task="pick up the cup")
+    cameras = [wire.CameraSpec(name, SIZE, SIZE) for name in CAMERAS]
+    replies: queue.SimpleQueue[tuple[int, wire.Message]] = queue.SimpleQueue()
+    transport = OpenPIClientTransport(url)
+    transport.connect(lambda _header, msg: replies.put((time.monotonic_ns(), msg)))
+    try:
+        ack = transport.handshake(
+            wire.SessionOpen("bench-openpi", action_names, STATE_DIM, cameras), timeout_s=10.0
+        )
+        assert isinstance(ack, wire.SessionAck), ack
+        rtt, forward = [], []
+        for seq in range(1, WARMUP + requests + 1):
+            sent_ns = time.monotonic_ns()
+            transport.send(
+                wire.Header(ack.schema_version, wire.MsgType.OBSERVATION, seq_id=seq), obs
+            )
+            received_ns, msg = replies.get(timeout=30)
+            assert isinstance(msg, wire.ActionChunk), msg
+            if seq > WARMUP:
+                rtt.append((received_ns - sent_ns) / 1e6)
+                forward.append(msg.inference_ms)
+    finally:
+        transport.close()
+    return summarise(rtt, forward)
+
+
+def clients_main(out: Any, endpoint: str, url: str, action_names: list[str], requests: int) -> None:
+    """Child process: every client mode in turn, against the same server."""
+    out.put(
+        {
+            "native zenoh, raw images": native_round_trips(endpoint, action_names, 0, requests),
+            "native zenoh, JPEG q90": native_round_trips(endpoint, action_names, 90, requests),
+            "openpi endpoint, openpi-client": openpi_client_round_trips(url, requests),
+            "openpi endpoint, policylink client": policylink_openpi_round_trips(
+                url, action_names, requests
+            ),
+        }
+    )
+
+
+def in_process(policy: Any, requests: int) -> dict[str, float]:
+    from policylink.policy.base import ChunkBatch
+    from policylink.wire import Observation
+
+    state, images = the_observation()
+    obs = Observation(state=state, images=images, task="pick up the cup")
+    processor = policy.make_processor()
+    rtt, forward = [], []
+    for index in range(WARMUP + requests):
+        started = time.perf_counter()
+        sample = processor.preprocess(obs)
+        forward_started = time.perf_counter()
+        chunks = policy.predict_chunk(ChunkBatch([sample]))
+        forward_done = time.perf_counter()
+        processor.postprocess(np.asarray(chunks)[0])
+        done = time.perf_counter()
+        if index >= WARMUP:
+            rtt.append((done - started) * 1e3)
+            forward.append((forward_done - forward_started) * 1e3)
+    return summarise(rtt, forward)
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    from policylink.server.app import ServerApp
+    from policylink.server.manifest import Manifest
+
+    requests = 30 if quick else 300
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    manifest = Manifest.from_data(
+        {
+            "policy": {
+                "kind": "transformer",
+                "preset": PRESET,
+                "params": {
+                    "state_dim": STATE_DIM,
+                    "cameras": [{"name": c, "height": SIZE, "width": SIZE} for c in CAMERAS],
+                },
+            },
+            "model_id": "bench-openpi",
+            "zenoh": {"listen": [endpoint]},
+            "openpi": {"enabled": True, "port": 0, "key_map": "libero"},
+            "warmup_inferences": 5,
+        }
+    )
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    with ServerApp(manifest) as app:
+        assert app.openpi is not None
+        url = f"ws://127.0.0.1:{app.openpi.port}"
+        action_names = list(app.capabilities.action_names)
+        clients = context.Process(
+            target=clients_main,
+            args=(out, endpoint, url, action_names, requests),
+            name="bench-openpi-clients",
+        )
+        clients.start()
+        try:
+            rows = out.get(timeout=900)
+        finally:
+            clients.join(60)
+            if clients.is_alive():
+                clients.kill()
+        assert app.policy is not None
+        rows = {"in-process (no network)": in_process(app.policy, requests), **rows}
+    print_table(rows)
+    return {
+        "preset": PRESET,
+        "cameras": f"{len(CAMERAS)} x {SIZE}x{SIZE} RGB",
+        "state_dim": STATE_DIM,
+        "modes": rows,
+    }
+
+
+def print_table(rows: dict[str, dict[str, float]]) -> None:
+    base = rows["in-process (no network)"]["overhead_p50_ms"]
+    print(
+        f"{'mode':<36} {'RTT p50':>9} {'forward':>9} {'overhead p50':>13} "
+        f"{'p90':>7} {'overhead/forward':>17}"
+    )
+    for name, row in rows.items():
+        ratio = row["overhead_p50_ms"] / row["forward_p50_ms"]
+        print(
+            f"{name:<36} {row['rtt_p50_ms']:>7.2f}ms {row['forward_p50_ms']:>7.2f}ms "
+            f"{row['overhead_p50_ms']:>11.2f}ms {row['overhead_p90_ms']:>5.2f}ms "
+            f"{ratio:>16.2f}x"
+        )
+    print(f"(in-process overhead p50 {base:.3f} ms: preprocess + postprocess only)")
