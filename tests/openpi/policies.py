@@ -3,12 +3,15 @@
 Every chunk tells the test what produced it: the first columns echo the state plus the step
 index, two columns carry the mean pixel of the `front` and `wrist` images (so a key-map mix-up
 shows), and the last column is how many requests this session's processor has served since
-its episode began (so a reset or a session switch that failed to free state shows).
+its episode began (so a reset or a session switch that failed to free state shows). With
+`delay_s` each forward takes that long; with `started_file` the file appears when a forward
+begins, so a test can act mid-forward.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -60,6 +63,8 @@ class ProbePolicy:
             trained_fps=30.0,
         )
         self.delay_s = float(params.get("delay_s", 0.0))
+        started = params.get("started_file")
+        self.started_file = Path(started) if started else None
 
     @property
     def spec(self) -> PolicySpec:
@@ -72,6 +77,8 @@ class ProbePolicy:
         """Stateless: per-session state lives in the processor."""
 
     def predict_chunk(self, batch: ChunkBatch) -> np.ndarray:
+        if self.started_file is not None:
+            self.started_file.touch()
         if self.delay_s:
             time.sleep(self.delay_s)
         state = torch.as_tensor(np.stack([s["state"] for s in batch.samples]))

@@ -10,7 +10,7 @@ import pytest
 import websockets.sync.client
 from openpi_client import msgpack_numpy
 from openpi_client.action_chunk_broker import ActionChunkBroker
-from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 
 from tests.openpi.conftest import IMAGE_SIZE, libero_obs
 from tests.openpi.policies import RAISE_MARKER
@@ -251,3 +251,24 @@ def test_missing_api_key_variable_stops_the_server_from_starting(serve, monkeypa
 def test_key_map_that_cannot_fit_the_policy_stops_the_server_from_starting(serve):
     with pytest.raises(ValueError, match="policy's state_dim is 3"):
         serve(openpi={"key_map": "droid"})
+
+
+def test_drain_answers_the_request_in_flight_then_closes_the_connection(serve, client, tmp_path):
+    started = tmp_path / "forward-started"
+    served = serve(policy_params={"delay_s": 0.5, "started_file": str(started)})
+    policy = client(served.url())
+    policy.infer(libero_obs([0.0, 0.0, 0.0]))
+    started.unlink()
+    replies: list[object] = []
+    in_flight = threading.Thread(
+        target=lambda: replies.append(policy.infer(libero_obs([9.0, 0.0, 0.0]))),
+        name="openpi-in-flight",
+    )
+    in_flight.start()
+    wait_for(started.exists, what="the second forward to start")
+    served.app.stop()
+    in_flight.join(timeout=30)
+    assert replies and replies[0]["actions"][0, 0] == 9
+    with pytest.raises(ConnectionClosedOK) as closed:
+        policy.infer(libero_obs([0.0, 0.0, 0.0]))
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
