@@ -11,7 +11,10 @@ so everything measured is overhead. This process is the robot.
   observation, so the engine's worker requests back to back and competes for the interpreter
   the whole time. First while streaming, then after the server is SIGKILLed (the engine rides
   out, stalls and re-handshakes with backoff). `SyncEngine` runs the same loop for contrast:
-  it blocks for a round trip whenever its queue is empty.
+  it blocks for a round trip whenever its queue is empty. The floor row runs the same call
+  with no thread behind it: its maximum is the machine's scheduling noise at that moment (a
+  busy 2-core machine preempts any process for milliseconds), against which the engines'
+  maxima are read.
 """
 
 from __future__ import annotations
@@ -239,6 +242,7 @@ def tight_loop(engine: Any, obs: Observation, seconds: float) -> dict[str, Any]:
 
 def run(quick: bool = False) -> dict[str, Any]:
     from policylink.client import ClientConfig, RemoteEngine, RobotLayout, SyncEngine
+    from policylink.client.buffered_engine import BufferedEngine
 
     requests = 100 if quick else 1000
     loop_s = 1.0 if quick else 5.0
@@ -253,6 +257,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         "reconnect_max_backoff_s": 0.5,
     }
     loaded_obs = observation(2)
+    # The same get_action() code with no thread behind it: the scheduling noise of this
+    # machine right now, which no engine can go below.
+    floor = tight_loop(BufferedEngine(ClientConfig(**config), layout), loaded_obs, loop_s)
     with tempfile.TemporaryDirectory() as workdir:
         server = ServerProcess(endpoint, Path(workdir))
         try:
@@ -277,6 +284,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         finally:
             server.kill()
     loops = {
+        "no threads (floor)": floor,
         "RemoteEngine streaming": streaming,
         "RemoteEngine outage": outage,
         "SyncEngine": sync_loop,
