@@ -2,11 +2,12 @@
 
 Every connection is a session of the core, so OpenPI clients share the scheduler, validation,
 metrics and audit with Zenoh robots. The event loop only moves frames: it unpacks msgpack (a
-bounded copy-free parse) and hands the dict to `ServerCore.submit_observation`, whose worker
-thread maps keys, runs the policy and calls back; the callback hops to the loop with
-`call_soon_threadsafe`. Session control (open, close, reset), which takes the core's lock, runs
-on a small named executor, so neither a forward nor a contended lock can stall the loop, and a
-slow client only ever waits on its own reply.
+bounded parse; arrays stay views of the frame's bytes) and hands the dict to
+`ServerCore.submit_observation`, whose worker thread maps keys onto the policy's inputs, runs
+the policy and calls back; the callback hops to the loop with `call_soon_threadsafe`. Session
+control (open, close, reset), which takes the core's lock, runs on a small named executor, so
+neither a forward nor a contended lock can stall the loop, and a slow client only ever waits
+on its own reply.
 
 Protocol (openpi-client's, plus vLLM-omni's session keys):
 - on connect the server sends the metadata frame (`openpi_frames.metadata_frame`);
