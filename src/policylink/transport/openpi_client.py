@@ -82,7 +82,11 @@ class _Expected:
 
 @dataclass
 class _Link:
-    """One WebSocket connection and what was learnt in its handshake."""
+    """One WebSocket connection and what was learnt in its handshake.
+
+    `alive` only ever goes from True to False (the receiver saw the close, or a send failed);
+    a bool store is atomic, so it needs no lock.
+    """
 
     ws: websockets.sync.client.ClientConnection
     key_map: BoundKeyMap
