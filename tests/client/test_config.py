@@ -28,7 +28,7 @@ def test_fallback_is_accepted_as_a_string() -> None:
         ("max_action_age_s", 0.0, "max_action_age_s must be a positive number"),
         ("request_timeout_s", float("nan"), "request_timeout_s must be a positive number"),
         ("zenoh_mode", "router", "zenoh_mode must be one of"),
-        ("endpoint", " ", "endpoint is empty"),
+        ("endpoint", "nonsense", "endpoint .nonsense. must look like <protocol>/<address>"),
         ("timeouts_before_reconnect", 0, "timeouts_before_reconnect must be at least 1"),
         ("rtc_horizon", -2, "rtc_horizon must be >= 0"),
     ],

@@ -8,6 +8,7 @@ minute of outage before the engine gives up and calls the shutdown callback.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from enum import Enum
@@ -15,6 +16,7 @@ from enum import Enum
 from policylink.wire.keys import client_segment, sanitize_segment
 
 ZENOH_MODES = ("peer", "client")
+_ENDPOINT = re.compile(r"^[a-z][a-z0-9-]*/\S+$")
 OPENPI_RESPONSE_KEYS = ("actions", "action")
 
 

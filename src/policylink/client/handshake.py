@@ -65,12 +65,15 @@ def open_session(
     config: ClientConfig,
     layout: RobotLayout,
     first: SessionAck | None = None,
+    timeout_s: float | None = None,
 ) -> SessionAck:
     """Handshake and validate; raises `ServerUnreachable` or `HandshakeError`.
 
     `first` is the ack of the engine's first session, which a reopened one must match.
+    `timeout_s` defaults to `handshake_timeout_s`.
     """
-    reply = transport.handshake(session_request(config, layout), config.handshake_timeout_s)
+    timeout_s = config.handshake_timeout_s if timeout_s is None else timeout_s
+    reply = transport.handshake(session_request(config, layout), timeout_s)
     if isinstance(reply, ErrorReply):
         raise HandshakeError(
             f"server refused the session ({reply.code.value}): {reply.message}",
@@ -93,8 +96,14 @@ def connect_session(
     deadline = time.monotonic() + config.connect_timeout_s
     backoff = config.reconnect_initial_backoff_s
     while True:
+        left = deadline - time.monotonic()
         try:
-            return open_session(transport, config, layout)
+            return open_session(
+                transport,
+                config,
+                layout,
+                timeout_s=max(0.05, min(config.handshake_timeout_s, left)),
+            )
         except ServerUnreachable as exc:
             if time.monotonic() + backoff > deadline:
                 raise ServerUnreachable(

@@ -85,10 +85,10 @@ class RemoteEngine(BufferedEngine):
         if self.state is not EngineState.IDLE:
             raise RuntimeError(f"start() called on an engine in state {self.state.value}")
         self._set_state(EngineState.CONNECTING, f"dialing {self.config.endpoint}")
-        self._transport.connect(self._on_reply)
         try:
+            self._transport.connect(self._on_reply)
             ack = connect_session(self._transport, self.config, self.layout)
-        except (ServerUnreachable, HandshakeError) as exc:
+        except Exception as exc:
             self._transport.close()
             self._set_state(EngineState.STOPPED, f"start failed: {exc}")
             raise
