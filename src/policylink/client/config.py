@@ -16,7 +16,8 @@ from enum import Enum
 from policylink.wire.keys import client_segment, sanitize_segment
 
 ZENOH_MODES = ("peer", "client")
-_ENDPOINT = re.compile(r"^[a-z][a-z0-9-]*/\S+$")
+# Zenoh `<protocol>/<address>`, or an OpenPI server's `ws://` / `wss://` URL.
+_ENDPOINT = re.compile(r"^([a-z][a-z0-9-]*/\S+|wss?://\S+)$")
 OPENPI_RESPONSE_KEYS = ("actions", "action")
 
 
@@ -78,9 +79,11 @@ class ClientConfig:
             value = getattr(self, name)
             if value:
                 sanitize_segment(value, name)
-        if not self.endpoint.strip():
+        if not _ENDPOINT.match(self.endpoint):
             raise ValueError(
-                "endpoint is empty; set it to the router or server, e.g. tcp/host:7447"
+                f"endpoint {self.endpoint!r} must look like <protocol>/<address>, e.g. "
+                "tcp/192.168.1.10:7447 (a router, or a server listening in peer mode), or "
+                "ws://host:8000 for an OpenPI server"
             )
         if self.openpi_response_key not in OPENPI_RESPONSE_KEYS:
             raise ValueError(
