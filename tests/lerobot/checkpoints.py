@@ -133,3 +133,25 @@ def observation_arrays(seed: int) -> tuple[np.ndarray, np.ndarray]:
     state = rng.uniform(-3.0, 3.0, STATE_DIM).astype(np.float32)
     image = rng.integers(0, 256, (IMAGE_SHAPE[1], IMAGE_SHAPE[2], 3), dtype=np.uint8)
     return state, image
+
+
+def save_rtc_probe(directory: Path, seed: int = 0) -> Path:
+    """The RTC probe (see `tests.lerobot.rtc_probe`): state in, a flow-matching chunk out."""
+    import torch
+    from lerobot.configs.types import FeatureType, PolicyFeature
+    from lerobot.policies.act.processor_act import make_act_pre_post_processors
+
+    from tests.lerobot.rtc_probe import RtcProbeConfig, RtcProbePolicy
+
+    config = RtcProbeConfig(
+        input_features={"observation.state": PolicyFeature(FeatureType.STATE, (STATE_DIM,))},
+        output_features={"action": PolicyFeature(FeatureType.ACTION, (len(ACTION_NAMES),))},
+        device="cpu",
+    )
+    torch.manual_seed(seed)
+    stats = {key: value for key, value in _stats().items() if not key.startswith("observation.im")}
+    preprocessor, postprocessor = make_act_pre_post_processors(config, dataset_stats=stats)
+    RtcProbePolicy(config).save_pretrained(directory)
+    preprocessor.save_pretrained(directory)
+    postprocessor.save_pretrained(directory)
+    return directory
