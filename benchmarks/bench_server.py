@@ -9,7 +9,9 @@ Per request the server reports (audit line): `inference_ms`, the chunk call alon
 `overhead_ms`, the worker's time outside it (decode, checks, processors, encode, publish).
 `handoff` is the queue wait with one session: the deposit-to-worker wake-up, also overhead.
 Measured side by side in the same run: the JPEG decode floor (two 480x640 q90 frames decoded
-alone) and the forward, so the overhead is read against both.
+alone) and the forward, so the overhead is read against both; and the same 4-session load with
+torch on one intra-op thread (`torch_threads: 1`, the server cases' setting) and on one per
+core (torch's default), whose threads compete with decoding and Zenoh on a small CPU.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import queue
 import socket
 import statistics
@@ -169,7 +172,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_case(
-    name: str, *, preset: str, cameras: int, sessions: int, requests: int
+    name: str, *, preset: str, cameras: int, sessions: int, requests: int, threads: int = 1
 ) -> dict[str, Any]:
     from policylink.server.app import ServerApp
     from policylink.server.manifest import Manifest
@@ -188,6 +191,7 @@ def run_case(
                 },
             },
             "model_id": "bench",
+            "torch_threads": threads,
             "max_sessions": max(sessions, 1),
             "zenoh": {"listen": [endpoint]},
             "warmup_inferences": 5,
@@ -224,6 +228,7 @@ def run_case(
         "preset": preset,
         "cameras": cameras,
         "sessions": sessions,
+        "torch_threads": threads,
         "requests": served,
         "errors": sum(1 for line in collector.lines if line["outcome"] != "ok"),
         "finished": client["finished"],
@@ -250,13 +255,16 @@ def jpeg_decode_floor_ms(repeats: int) -> float:
     return statistics.median(samples)
 
 
-def forward_ms_by_preset(repeats: int) -> dict[str, dict[str, float]]:
+def forward_ms_by_preset(repeats: int, threads: int) -> dict[str, dict[str, float]]:
     """Chunk call of each transformer preset, state only and with two cameras. The minimum is
     reported next to the median because it approximates an idle machine when others share it."""
+    import torch
+
     from policylink.policy.base import ChunkBatch, dummy_observation
     from policylink.policy.registry import PolicyConfig, build_policy
     from policylink.policy.transformer import PRESETS
 
+    torch.set_num_threads(threads)
     two = [{"name": c, "height": HEIGHT, "width": WIDTH} for c in CAMERAS]
     table: dict[str, dict[str, float]] = {}
     for preset in PRESETS:
@@ -281,22 +289,24 @@ def forward_ms_by_preset(repeats: int) -> dict[str, dict[str, float]]:
 
 def run(quick: bool = False) -> dict[str, Any]:
     requests = 60 if quick else 600
+    cores = os.cpu_count() or 1
     cases = [
-        ("state only", "tiny", 0, 1),
-        ("two JPEG cameras", "tiny", 2, 1),
-        ("two JPEG cameras", "tiny", 2, 4),
+        ("state only", "tiny", 0, 1, 1),
+        ("two JPEG cameras", "tiny", 2, 1, 1),
+        ("two JPEG cameras", "tiny", 2, 4, 1),
+        ("two JPEG cameras", "tiny", 2, 4, cores),
     ]
     sweep = [] if quick else [1, 2, 4, 8]
     results = [
-        run_case(name, preset=preset, cameras=cams, sessions=n, requests=requests)
-        for name, preset, cams, n in cases
+        run_case(name, preset=preset, cameras=cams, sessions=n, requests=requests, threads=t)
+        for name, preset, cams, n, t in cases
     ]
     throughput = [
         run_case("throughput", preset="small", cameras=2, sessions=n, requests=requests // n)
         for n in sweep
     ]
     floor = jpeg_decode_floor_ms(20 if quick else 200)
-    presets = forward_ms_by_preset(3 if quick else 20)
+    presets = forward_ms_by_preset(3 if quick else 20, threads=cores)
     print_tables(results, throughput, floor, presets)
     return {
         "overhead": results,
@@ -319,14 +329,15 @@ def print_tables(
         )
     print()
     head = (
-        f"{'case':<18} {'sess':>4} {'fwd p50':>8} {'ovh p50':>8} {'ovh p99':>8} {'p99/p50':>8} "
-        f"{'handoff':>8} {'ovh/fwd':>8} {'ovh/jpeg':>8} {'rtt p50':>8}"
+        f"{'case':<18} {'sess':>4} {'thr':>3} {'fwd p50':>8} {'ovh p50':>8} {'ovh p99':>8} "
+        f"{'p99/p50':>8} {'handoff':>8} {'ovh/fwd':>8} {'ovh/jpeg':>8} {'rtt p50':>8}"
     )
     print(head)
     for r in results:
         jpeg = r["overhead_p50_ms"] / floor if r["cameras"] else float("nan")
         print(
-            f"{r['case']:<18} {r['sessions']:>4} {r['forward_p50_ms']:>8.2f} "
+            f"{r['case']:<18} {r['sessions']:>4} {r['torch_threads']:>3} "
+            f"{r['forward_p50_ms']:>8.2f} "
             f"{r['overhead_p50_ms']:>8.3f} {r['overhead_p99_ms']:>8.3f} "
             f"{r['overhead_p99_ms'] / r['overhead_p50_ms']:>8.2f} "
             f"{r['queue_wait_p50_ms'] if r['sessions'] == 1 else float('nan'):>8.3f} "

@@ -104,6 +104,10 @@ class ServerApp:
 
     def start(self) -> ServerApp:
         manifest = self.manifest
+        if manifest.torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(manifest.torch_threads)
         self.policy = policy = build_policy(
             manifest.policy.to_config(), manifest.device, manifest.dtype
         )

@@ -106,6 +106,7 @@ class Manifest(_Block):
     policy: PolicyBlock = Field(default_factory=PolicyBlock)
     device: str = "cpu"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    torch_threads: int | None = Field(default=None, ge=1)
     default_task: str = ""
     pin_task: bool = False
     model_id: str = "policylink-transformer"
