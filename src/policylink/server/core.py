@@ -189,7 +189,18 @@ class ServerCore:
 
     def _closed(self, session: Session, reason: str) -> None:
         self.metrics.sessions_closed.labels(reason).inc()
-        log.info("session %s of client %s closed: %s", session.session_id, session.client, reason)
+        stats = session.stats
+        log.info(
+            "session %s of client %s closed (%s): %d requests, %d errors, %d superseded, "
+            "%d from old episodes",
+            session.session_id,
+            session.client,
+            reason,
+            stats.requests,
+            stats.errors,
+            stats.superseded,
+            stats.stale_dropped,
+        )
         with self._open_lock:
             listeners = list(self._close_listeners)
         for listener in listeners:
