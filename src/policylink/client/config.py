@@ -36,8 +36,10 @@ class Fallback(str, Enum):
 
 @dataclass
 class ClientConfig:
-    """Robot-side settings; see the README section "Robot client" for the table."""
+    """Robot-side settings, one per engine; the README section "Robot client" has the table."""
 
+    # Where: the Zenoh endpoint to dial (a router, or a server listening in peer mode), TLS
+    # (a certificate and key together mean mutual TLS), and the lease a hang is noticed after.
     endpoint: str = "tcp/127.0.0.1:7447"
     zenoh_mode: str = "peer"
     tls_root_ca: str | None = None
@@ -49,19 +51,27 @@ class ClientConfig:
     openpi_key_map: str = ""
     openpi_response_key: str = "actions"
     api_key_env: str = ""
+    # Which policy: empty namespace segments match any server, and the robot binds to the one
+    # that answers. Who: a stable per-robot id ("" = random), the prompt, free-form labels.
     model_id: str = ""
     revision: str = ""
     task_slug: str = ""
     client_id: str = ""
     task: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    # Requests: the control rate (sets dt), camera JPEG quality (0 = raw), the playback left
+    # when the next chunk is requested, RTC (replace merge, prefix sent; horizon 0 = the
+    # server's).
     fps: float = 30.0
     jpeg_quality: int = 90
     buffer_time_s: float = 0.5
     rtc: bool = True
     rtc_horizon: int = 0
+    # Safety: the oldest action ever executed, and what plays when nothing fresh is left.
     max_action_age_s: float = 3.0
     fallback: Fallback = Fallback.HOLD
+    # Watchdogs: late → DEGRADED, abandoned request, timeouts that reopen the session, control
+    # query timeout, start-up patience, reconnect backoff, and the outage that is fatal.
     degraded_after_s: float = 1.0
     request_timeout_s: float = 5.0
     timeouts_before_reconnect: int = 2
