@@ -185,3 +185,17 @@ def test_every_state_change_is_logged_with_its_reason(
     assert changes[0].startswith("logged-arm: idle -> connecting (dialing tcp/127.0.0.1:")
     assert changes[1].startswith("logged-arm: connecting -> streaming (session ")
     assert engine.stats.session_id in changes[1]
+
+
+def test_reset_is_acknowledged_by_the_server(
+    start_server: StartServer, start_engine: StartEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = trace_server(start_server)
+    engine = start_engine(endpoint_of(app), LAYOUT, client_id="resetting-arm")
+    with caplog.at_level("INFO", logger="policylink.client"):
+        engine.reset()
+        wait_for(
+            lambda: any("acknowledged episode 1" in r.getMessage() for r in caplog.records),
+            what="reset acknowledgement",
+        )
+    assert engine.stats.episode_id == 1

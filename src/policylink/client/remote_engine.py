@@ -258,6 +258,8 @@ class RemoteEngine(BufferedEngine):
                 episode,
                 "no answer" if reply is None else reply.message,
             )
+        else:
+            logger.info("%s: server acknowledged episode %d", self.config.client_id, episode)
 
     def _send_if_due(self, now_ns: int) -> None:
         if self._presence_lost:
