@@ -20,6 +20,7 @@ from policylink.wire.messages import CameraSpec, Observation
 from tests.lerobot.checkpoints import ACTION_NAMES, CAMERA, IMAGE_SHAPE, STATE_DIM
 
 POLICYLINK = str(Path(sys.executable).parent / "policylink")
+ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 120.0
 DIFFUSION_SEED = 11
 

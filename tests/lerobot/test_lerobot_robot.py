@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -111,3 +112,19 @@ def test_a_lerobot_robot_runs_under_run_loop_on_a_served_policy(tmp_path, act_se
     # Nothing moves before the first chunk, so it answers the arm's starting observation.
     expected = lerobot_rollout(act_path, observation(5), steps=10)
     np.testing.assert_allclose(rows, expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("scservo_sdk") is not None, reason="the Feetech driver is installed"
+)
+def test_a_builtin_robot_with_cameras_decodes_and_names_its_missing_driver(tmp_path):
+    options = {
+        "port": "/dev/ttyACM0",
+        "id": "arm1",
+        "calibration_dir": str(tmp_path),
+        "cameras": {
+            "front": {"type": "opencv", "index_or_path": 0, "width": 640, "height": 480, "fps": 30}
+        },
+    }
+    with pytest.raises(ValueError, match=r"'so101_follower' needs a driver that is not installed"):
+        make_lerobot_robot("so101_follower", options)

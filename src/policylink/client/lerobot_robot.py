@@ -55,6 +55,7 @@ def make_lerobot_robot(
         except ImportError as exc:
             raise ValueError(f"robot plugin {module!r} cannot be imported: {exc}") from exc
     config_class = find_robot_config(robot_type)
+    register_camera_types()
     try:
         config = draccus.decode(config_class, dict(options or {}))
     except Exception as exc:
@@ -96,6 +97,20 @@ def find_robot_config(robot_type: str) -> type:
         f"{sorted(RobotConfig.get_known_choices())} (a robot of your own: name its module with "
         "--robot-plugin, or install it as a lerobot_robot_* package)"
     )
+
+
+def register_camera_types() -> None:
+    """Import LeRobot's camera config modules, so `cameras: {front: {type: opencv, ...}}`
+    decodes; LeRobot's own scripts import them up front for the same reason."""
+    import lerobot.cameras
+
+    for package in pkgutil.iter_modules(lerobot.cameras.__path__):
+        if not package.ispkg:
+            continue
+        try:
+            importlib.import_module(f"lerobot.cameras.{package.name}.configuration_{package.name}")
+        except ImportError:
+            continue
 
 
 def _bare(key: str) -> str:
