@@ -93,15 +93,23 @@ class LocalEngine(BufferedEngine):
         while not self._stop_event.is_set() and not self.failed:
             self._wake_event.wait(self._poll_s)
             self._wake_event.clear()
-            now_ns = time.monotonic_ns()
-            request = self._take_request(now_ns)
-            if request is not None:
-                reply = self._infer(request.header.episode_id, request.observation)
-                if self._accept(request.header, reply, time.monotonic_ns()) is Outcome.ERROR:
-                    logger.warning("%s: %s", self.config.client_id, reply.message)
-            now_ns = time.monotonic_ns()
-            self._set_state(*self._playback_state(now_ns))
-            self._die_if_offline(now_ns)
+            try:
+                self._step()
+            except Exception as exc:
+                # A bug here must not silently end the thread: the robot would hold forever
+                # with no state change. Count it as trouble and keep going.
+                logger.exception("%s: inference step failed", self.config.client_id)
+                self._abandon_pending(f"engine error {type(exc).__name__}: {exc}")
+
+    def _step(self) -> None:
+        request = self._take_request(time.monotonic_ns())
+        if request is not None:
+            reply = self._infer(request.header.episode_id, request.observation)
+            if self._accept(request.header, reply, time.monotonic_ns()) is Outcome.ERROR:
+                logger.warning("%s: %s", self.config.client_id, reply.message)
+        now_ns = time.monotonic_ns()
+        self._set_state(*self._playback_state(now_ns))
+        self._die_if_offline(now_ns)
 
     def _infer(self, episode_id: int, obs: Observation) -> ActionChunk | ErrorReply:
         """The server's per-request path, in process."""
