@@ -123,3 +123,12 @@ def test_a_checkpoint_directory_that_does_not_exist_is_named_in_the_error(tmp_pa
     config = PolicyConfig(kind="lerobot", path=str(missing), params={"action_names": ACTION_NAMES})
     with pytest.raises(ValueError, match=r"'.*/checkpoints/last' is not a checkpoint directory"):
         build_policy(config)
+
+
+def test_a_bfloat16_act_runs_under_autocast_close_to_float32(act, act_path):
+    config = PolicyConfig(kind="lerobot", path=str(act_path), params={"action_names": ACTION_NAMES})
+    half = build_policy(config, "cpu", "bfloat16")
+    obs = observation(1)
+    full_chunk, half_chunk = served_chunk(act, obs), served_chunk(half, obs)
+    assert half_chunk.dtype == np.float32
+    np.testing.assert_allclose(half_chunk, full_chunk, atol=0.05 * np.abs(full_chunk).max())

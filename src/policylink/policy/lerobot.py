@@ -264,7 +264,8 @@ class LeRobotPolicy:
         out = np.empty((rows, self._spec.chunk_size, self._spec.action_dim), dtype=np.float32)
         for indices, delay, prefix in self._call_groups(batch):
             inputs = self._collate([batch.samples[i] for i in indices])
-            chunk = self._call(inputs, delay, prefix)
+            with self._precision():
+                chunk = self._call(inputs, delay, prefix)
             expected = (len(indices), self._spec.chunk_size, self._spec.action_dim)
             if tuple(chunk.shape) != expected:
                 raise RuntimeError(
@@ -309,7 +310,7 @@ class LeRobotPolicy:
             kwargs["inference_delay"] = delay
             kwargs["prev_chunk_left_over"] = torch.from_numpy(
                 np.ascontiguousarray(prefix, dtype=np.float32)
-            ).to(self._device, self._dtype)
+            ).to(self._device)
         return self._policy.predict_action_chunk(dict(inputs), **kwargs)
 
     def _rollout(self, inputs: dict) -> torch.Tensor:
@@ -322,15 +323,18 @@ class LeRobotPolicy:
         device = torch.device(self._device)
         return [device.index or 0] if device.type == "cuda" else []
 
+    def _precision(self) -> Any:
+        """Reduced precision by autocast, weights kept float32: LeRobot models build float32
+        tensors internally (ACT's latent, for one), so casting the weights would break them."""
+        device_type = torch.device(self._device).type
+        return torch.autocast(device_type, self._dtype, enabled=self._dtype != torch.float32)
+
     def _collate(self, samples: list[Sample]) -> dict[str, Any]:
-        """Per-session samples (batch dim 1) → one batch; floats cast to the model's dtype."""
+        """Per-session samples (batch dim 1) → one batch."""
         merged: dict[str, Any] = {}
         for key, value in samples[0].items():
             if isinstance(value, torch.Tensor):
-                tensor = value if len(samples) == 1 else torch.cat([s[key] for s in samples])
-                if tensor.is_floating_point():
-                    tensor = tensor.to(self._dtype)
-                merged[key] = tensor
+                merged[key] = value if len(samples) == 1 else torch.cat([s[key] for s in samples])
             elif isinstance(value, list):
                 merged[key] = [item for s in samples for item in s[key]]
             else:
@@ -377,7 +381,7 @@ def build(config: PolicyConfig, device: str, dtype: str) -> LeRobotPolicy:
     policy = get_policy_class(policy_type).from_pretrained(
         config.path, config=lerobot_config, strict=True
     )
-    policy.to(device=device, dtype=torch_dtype)
+    policy.to(device)
     policy.eval()
     pipelines = make_pre_post_processors(
         lerobot_config,
