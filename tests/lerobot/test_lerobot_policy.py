@@ -131,4 +131,5 @@ def test_a_bfloat16_act_runs_under_autocast_close_to_float32(act, act_path):
     obs = observation(1)
     full_chunk, half_chunk = served_chunk(act, obs), served_chunk(half, obs)
     assert half_chunk.dtype == np.float32
+    assert not np.array_equal(half_chunk, full_chunk), "bfloat16 was not applied"
     np.testing.assert_allclose(half_chunk, full_chunk, atol=0.05 * np.abs(full_chunk).max())
