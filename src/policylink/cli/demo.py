@@ -17,6 +17,7 @@ from rich.console import Console
 
 from policylink.sim.camera import CameraConfig
 from policylink.sim.expert import BACKBONES
+from policylink.sim.task import ReachTrackConfig
 
 if TYPE_CHECKING:
     from policylink.demo.fleet import FleetConfig, PhaseRecord
@@ -58,6 +59,9 @@ def demo(
     rtt_ms: float = typer.Option(0.0, "--rtt-ms", min=0.0, help="Added round-trip delay."),
     jitter_ms: float = typer.Option(0.0, "--jitter-ms", min=0.0, help="± jitter each way."),
     loss: float = typer.Option(0.0, "--loss", min=0.0, max=0.5, help="Message loss, 0..0.5."),
+    track_s: float = typer.Option(
+        3.0, "--track-s", min=0.1, help="Seconds on target an episode needs to succeed."
+    ),
     buffer_s: float = typer.Option(
         0.8, "--buffer-s", min=0.0, help="Async engine: request when less is buffered."
     ),
@@ -93,6 +97,7 @@ def demo(
         "episodes": episodes,
         "policy_size": policy_size,
         "fps": fps,
+        "track_s": track_s,
         "cameras": [f"{c.name} {c.height}x{c.width}" for c in cameras],
         "network": impairment.describe(),
         "buffer_s": buffer_s,
@@ -111,7 +116,7 @@ def demo(
         model_id=MODEL_ID,
         robots=robots,
         episodes=episodes,
-        fps=fps,
+        task=ReachTrackConfig(fps=fps, track_s=track_s),
         cameras=tuple(cameras),
         buffer_time_s=buffer_s,
         impairment=impairment,

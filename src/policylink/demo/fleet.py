@@ -18,7 +18,7 @@ from policylink.client.handshake import HandshakeError
 from policylink.client.transport import ClientTransport, ServerUnreachable, make_transport
 from policylink.demo.wait_meter import WaitMeter
 from policylink.sim import CameraConfig, SimArm
-from policylink.sim.task import EpisodeResult
+from policylink.sim.task import EpisodeResult, ReachTrackConfig
 from policylink.transport.impairment import ImpairedTransport, NetworkImpairment
 
 ENGINES = ("async", "sync")
@@ -30,11 +30,16 @@ class FleetConfig:
     model_id: str
     robots: int = 4
     episodes: int = 3
-    fps: float = 30.0
+    task: ReachTrackConfig = field(default_factory=ReachTrackConfig)
     cameras: tuple[CameraConfig, ...] = (CameraConfig("top"),)
     buffer_time_s: float = 0.8
     jpeg_quality: int = 90
     impairment: NetworkImpairment = field(default_factory=NetworkImpairment)
+
+    @property
+    def fps(self) -> float:
+        """The control rate: the simulation's, so loop ticks and physics periods coincide."""
+        return self.task.fps
 
 
 @dataclass
@@ -100,7 +105,7 @@ class RobotDriver:
         self.engine_kind = engine_kind
         self.name = f"robot-{index}"
         self.record = RobotRecord(self.name)
-        self.robot = SimArm(cameras=config.cameras, seed=index)
+        self.robot = SimArm(config.task, cameras=config.cameras, seed=index)
         self.origin_s = origin_s
         self.abort = abort
         self._lock = threading.Lock()
