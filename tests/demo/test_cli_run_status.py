@@ -70,7 +70,9 @@ def test_run_against_an_endpoint_where_nothing_listens_stops_before_moving():
 
 
 def test_run_with_a_robot_the_policy_does_not_fit_is_refused_with_the_reason(expert_server):
-    result = policylink("run", "--robot", "sim:reach_track", "--connect", endpoint_of(expert_server))
+    result = policylink(
+        "run", "--robot", "sim:reach_track", "--connect", endpoint_of(expert_server)
+    )
     assert result.returncode == 2
     assert "refused this robot" in result.stderr
     assert "480x640 but the policy expects 96x128" in result.stderr

@@ -68,19 +68,20 @@ def _value(value: float | None, unit: str = "", digits: int = 1) -> str:
 
 
 def summary_table(phases: list[PhaseSummary], comparison: Comparison | None) -> Table:
-    table = Table(title="Summary", title_justify="left")
+    network = phases[0].impairment if phases else ""
+    table = Table(title=f"Summary (network: {network})", title_justify="left")
     table.add_column("")
     for phase in phases:
-        table.add_column(f"{phase.engine} ({phase.impairment})", justify="right")
+        table.add_column(phase.engine, justify="right")
     rows = [
         ("episodes succeeded", lambda p: f"{p.succeeded}/{p.episodes} ({p.success_rate:.0%})"),
         ("mean completion time", lambda p: _value(p.mean_completion_s, " s", 2)),
         ("mean tracking error", lambda p: _value(p.mean_tracking_error_mm, " mm")),
-        ("ticks waiting for the network", lambda p: f"{p.waiting_ticks} of {p.ticks}"),
-        ("ticks overrun (CPU or waiting)", lambda p: str(p.skipped_ticks)),
+        ("ticks waiting on network", lambda p: f"{p.waiting_ticks} of {p.ticks}"),
+        ("ticks overrun (any cause)", lambda p: str(p.skipped_ticks)),
         ("chunk requests", lambda p: str(p.requests)),
         ("RTT p50 / p95", lambda p: f"{_value(p.rtt_p50_ms)} / {_value(p.rtt_p95_ms, ' ms')}"),
-        ("first chunk of an episode", lambda p: _value(p.startup_ms, " ms")),
+        ("first chunk of episode", lambda p: _value(p.startup_ms, " ms")),
         ("phase wall time", lambda p: _value(p.wall_s, " s")),
     ]
     for label, cell in rows:

@@ -154,12 +154,12 @@ def _summary_rows(summaries: list[PhaseSummary]) -> list[list[str]]:
         ["success rate", *(f"{s.success_rate:.0%}" for s in summaries)],
         ["mean completion time", *(fmt(s.mean_completion_s, " s", 2) for s in summaries)],
         ["mean tracking error", *(fmt(s.mean_tracking_error_mm, " mm") for s in summaries)],
-        ["ticks waiting for the network", *(f"{s.waiting_ticks} of {s.ticks}" for s in summaries)],
-        ["ticks overrun (CPU or waiting)", *(str(s.skipped_ticks) for s in summaries)],
+        ["ticks waiting on network", *(f"{s.waiting_ticks} of {s.ticks}" for s in summaries)],
+        ["ticks overrun (any cause)", *(str(s.skipped_ticks) for s in summaries)],
         ["chunk requests", *(str(s.requests) for s in summaries)],
         ["RTT p50", *(fmt(s.rtt_p50_ms, " ms") for s in summaries)],
         ["RTT p95", *(fmt(s.rtt_p95_ms, " ms") for s in summaries)],
-        ["first chunk of an episode", *(fmt(s.startup_ms, " ms") for s in summaries)],
+        ["first chunk of episode", *(fmt(s.startup_ms, " ms") for s in summaries)],
     ]
     return rows
 
@@ -204,7 +204,7 @@ def write_report(
     page.heading("Summary")
     page.table(["", *(f"{s.engine} ({s.impairment})" for s in summaries)], _summary_rows(summaries))
     page.paragraph(
-        "Ticks waiting for the network: control ticks after an episode's first chunk on which "
+        "Ticks waiting on network: control ticks after an episode's first chunk on which "
         "the engine had no action, plus the time the loop spent blocked inside get_action, in "
         "control periods. Overrun ticks are all ticks the loop started late, whatever the cause."
     )
