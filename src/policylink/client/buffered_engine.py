@@ -39,6 +39,10 @@ logger = logging.getLogger(__name__)
 ShutdownCallback = Callable[[str], None]
 
 _REQUESTING = frozenset({EngineState.STREAMING, EngineState.DEGRADED, EngineState.STALLED})
+# A worker with nothing to wait for still wakes this often for bookkeeping (state, expiry,
+# the offline budget). Everything urgent wakes it at once: waking it needlessly is not free,
+# since every wake-up makes a busy control thread hand over the interpreter lock.
+IDLE_WAIT_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,11 @@ class BufferedEngine:
         self._queue = ActionQueue(replace=config.rtc)
         self._slot = ObservationSlot()
         self._latency = LatencyTracker()
+        self._wake_event = threading.Event()
+        # Wake-up requests from the worker to the control thread, plain flags: the worker
+        # raises one *before* it checks its condition, so a wake-up is never missed.
+        self._wants_observation = False
+        self._wants_low_buffer = False
         # Written and read by the control thread only (get_action, reset).
         self._last_action: np.ndarray | None = None
         self._lock = threading.Lock()
@@ -196,10 +205,16 @@ class BufferedEngine:
     def notify_observation(self, obs: Observation) -> None:
         """Offer the newest observation; it replaces one the worker has not taken yet."""
         self._slot.put(obs, time.monotonic_ns())
+        if self._wants_observation:
+            self._wants_observation = False
+            self._wake_event.set()
 
     def get_action(self) -> np.ndarray | None:
         """The next fresh robot-space action, or the fallback. Never blocks on I/O."""
         action = self._pop_fresh()
+        if self._wants_low_buffer and self._buffer_low():
+            self._wants_low_buffer = False
+            self._wake_event.set()
         return action if action is not None else self._fallback_tick()
 
     def pause(self) -> None:
@@ -236,7 +251,12 @@ class BufferedEngine:
         self._wake()
 
     def _wake(self) -> None:
-        """Tell the worker something changed; engines with a worker override this."""
+        """Tell the worker (if the engine has one) that something changed."""
+        self._wake_event.set()
+
+    def _wait_for_work(self, timeout_s: float) -> None:
+        self._wake_event.wait(timeout_s)
+        self._wake_event.clear()
 
     def _on_reset(self, episode_id: int) -> None:
         """Hook for engines that tell their server about episode boundaries."""
@@ -288,11 +308,16 @@ class BufferedEngine:
                 return None
             if self._state not in _REQUESTING:
                 return None
-            if not force and not self._buffer_low():
-                return None
+            if not force:
+                self._wants_low_buffer = True
+                if not self._buffer_low():
+                    return None
+                self._wants_low_buffer = False
+            self._wants_observation = True
             item = self._slot.take()
             if item is None:
                 return None
+            self._wants_observation = False
             obs, born_ns = item
             if self._queue.replace:
                 snap = self._queue.snapshot(self._horizon)

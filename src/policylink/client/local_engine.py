@@ -15,7 +15,12 @@ import time
 
 import numpy as np
 
-from policylink.client.buffered_engine import BufferedEngine, Outcome, ShutdownCallback
+from policylink.client.buffered_engine import (
+    IDLE_WAIT_S,
+    BufferedEngine,
+    Outcome,
+    ShutdownCallback,
+)
 from policylink.client.config import ClientConfig
 from policylink.client.engine import EngineState
 from policylink.client.robot import RobotLayout
@@ -25,8 +30,6 @@ from policylink.wire.messages import ActionChunk, ErrorReply, Observation
 from policylink.wire.schema import SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)
-
-POLL_S = 0.005
 
 
 class LocalEngine(BufferedEngine):
@@ -45,8 +48,6 @@ class LocalEngine(BufferedEngine):
         self._policy = policy
         self._processor = policy.make_processor()
         self._rtc = config.rtc and policy.spec.supports_rtc
-        self._poll_s = min(POLL_S, config.dt_s / 2)
-        self._wake_event = threading.Event()
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         # Inference-thread state: the episode the processor currently holds state for.
@@ -86,13 +87,9 @@ class LocalEngine(BufferedEngine):
             thread.join()
         self._set_state(EngineState.STOPPED, "stopped by the caller")
 
-    def _wake(self) -> None:
-        self._wake_event.set()
-
     def _run(self) -> None:
         while not self._stop_event.is_set() and not self.failed:
-            self._wake_event.wait(self._poll_s)
-            self._wake_event.clear()
+            self._wait_for_work(IDLE_WAIT_S)
             try:
                 self._step()
             except Exception as exc:

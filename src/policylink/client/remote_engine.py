@@ -21,7 +21,12 @@ import threading
 import time
 from collections import deque
 
-from policylink.client.buffered_engine import BufferedEngine, Outcome, ShutdownCallback
+from policylink.client.buffered_engine import (
+    IDLE_WAIT_S,
+    BufferedEngine,
+    Outcome,
+    ShutdownCallback,
+)
 from policylink.client.config import ClientConfig
 from policylink.client.engine import EngineState
 from policylink.client.handshake import HandshakeError, connect_session, open_session
@@ -34,7 +39,6 @@ from policylink.wire.messages import ActionChunk, ErrorReply, Reset, SessionAck
 
 logger = logging.getLogger(__name__)
 
-POLL_S = 0.005
 RESET_TIMEOUT_S = 1.0
 SESSION_GONE = frozenset({ErrorCode.UNKNOWN_SESSION, ErrorCode.STALE_SESSION})
 
@@ -50,24 +54,24 @@ class RemoteEngine(BufferedEngine):
     ) -> None:
         super().__init__(config, layout, on_shutdown)
         self._transport = transport if transport is not None else make_transport(config)
-        self._poll_s = min(POLL_S, config.dt_s / 2)
         self._request_timeout_ns = round(config.request_timeout_s * NS_PER_S)
         # Deposit-only hand-over from the transport's thread; deque appends are atomic.
         self._inbox: deque[tuple[Header, ActionChunk | ErrorReply, int]] = deque()
-        self._wake_event = threading.Event()
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         # Guarded by the base class's _lock: the episode whose start the server has not been
         # told about yet (set by reset() on the control thread, cleared by the worker).
         self._reset_due: int | None = None
         # Worker-thread state: the first session's ack (what reconnects must match), why the
-        # session is considered lost, the reconnect schedule, and link-trouble counters.
+        # session is considered lost, the reconnect schedule (and whether the server was
+        # present at the last attempt: its return triggers one at once), link trouble.
         self._first_ack: SessionAck | None = None
         self._lost: str | None = None
         self._next_attempt_ns = 0
         self._backoff_s = config.reconnect_initial_backoff_s
         self._timeouts_in_row = 0
         self._presence_lost = False
+        self._alive_when_tried = True
 
     def __enter__(self) -> RemoteEngine:
         self.start()
@@ -114,9 +118,6 @@ class RemoteEngine(BufferedEngine):
         self._transport.close()
         self._set_state(EngineState.STOPPED, "stopped by the caller")
 
-    def _wake(self) -> None:
-        self._wake_event.set()
-
     def _on_reset(self, episode_id: int) -> None:
         with self._lock:
             self._reset_due = episode_id
@@ -127,8 +128,7 @@ class RemoteEngine(BufferedEngine):
 
     def _run(self) -> None:
         while not self._stop_event.is_set() and not self.failed:
-            self._wake_event.wait(self._poll_s)
-            self._wake_event.clear()
+            self._wait_for_work(self._wait_s(time.monotonic_ns()))
             try:
                 self._step(time.monotonic_ns())
             except Exception as exc:
@@ -136,6 +136,19 @@ class RemoteEngine(BufferedEngine):
                 # with no state change. Count it as link trouble and keep going.
                 logger.exception("%s: worker step failed", self.config.client_id)
                 self._abandon_pending(f"worker error {type(exc).__name__}: {exc}")
+
+    def _wait_s(self, now_ns: int) -> float:
+        """Until the next deadline: a pending request turning late or timing out, the next
+        reconnect attempt, or the idle bookkeeping period; replies and wake-ups cut it short."""
+        waits = [IDLE_WAIT_S]
+        age = self._pending_age_ns(now_ns)
+        if age is not None:
+            for limit in (self._degraded_ns, self._request_timeout_ns):
+                if age < limit:
+                    waits.append((limit - age) / NS_PER_S)
+        if self._lost is not None:
+            waits.append((self._next_attempt_ns - now_ns) / NS_PER_S)
+        return max(0.0, min(waits))
 
     def _step(self, now_ns: int) -> None:
         self._drain_inbox()
@@ -207,8 +220,12 @@ class RemoteEngine(BufferedEngine):
         self._set_state(EngineState.RECONNECTING, reason)
 
     def _try_reconnect(self, now_ns: int) -> None:
-        if now_ns < self._next_attempt_ns:
+        """An attempt when the backoff allows, or at once when the server's presence returns."""
+        alive = self._transport.server_alive()
+        returned = alive and not self._alive_when_tried
+        if now_ns < self._next_attempt_ns and not returned:
             return
+        self._alive_when_tried = alive
         try:
             ack = open_session(self._transport, self.config, self.layout, self._first_ack)
         except ServerUnreachable as exc:

@@ -205,7 +205,8 @@ class ZenohClientTransport:
         self, session: zenoh.Session, timeout_s: float
     ) -> tuple[Namespace, Status] | ErrorReply:
         """One server under the configured pattern; the bound namespace wins a tie."""
-        _await_link(session, timeout_s)
+        if self.namespace is None:
+            _await_link(session, timeout_s)
         header = pack_header(Header(SCHEMA_VERSION, MsgType.STATUS_REQUEST))
         replies = query(
             session, self._status_key, encode_message(StatusRequest()), header, timeout_s
@@ -322,7 +323,8 @@ def _decode(sample: zenoh.Sample, expected: type, limits: DecodeLimits) -> Messa
 
 def _await_link(session: zenoh.Session, timeout_s: float) -> None:
     """Wait (bounded) for the first link: a query sent before it exists reaches nobody, and
-    the caller would back off for a whole retry period right after start-up."""
+    the caller would back off for a whole retry period right after start-up. Later attempts
+    skip this: the engine retries with backoff, and at once when the server's presence returns."""
     deadline = time.monotonic() + timeout_s
     info = session.info
     while not (info.routers_zid() or info.peers_zid()) and time.monotonic() < deadline:
