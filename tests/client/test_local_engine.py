@@ -12,7 +12,7 @@ from policylink.client import ClientConfig, EngineState, LocalEngine, RobotLayou
 from policylink.wire import Observation
 from tests.client.policies import RAISE_MARKER, TracePolicy
 from tests.client.robots import ScriptedRobot
-from tests.client.waiting import wait_for
+from tests.client.waiting import offer_until, wait_for
 
 LAYOUT = RobotLayout.of(ScriptedRobot())
 
@@ -157,7 +157,7 @@ def test_wanting_chunks_past_max_offline_kills_the_engine_and_calls_shutdown(
     )
     engines.append(engine)
     engine.start()
-    wait_for(lambda: engine.notify_observation(obs(1.0)) or engine.failed, what="engine death")
+    offer_until(engine, obs(1.0), lambda: engine.failed, what="engine death")
     assert engine.state is EngineState.DEAD
     assert len(reasons) == 1
     assert "max_offline_s=0.3" in reasons[0]

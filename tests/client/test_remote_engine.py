@@ -22,7 +22,7 @@ from policylink.wire import ErrorCode, Observation
 from tests.client.conftest import ECHO, TRACE, endpoint_of, free_port, python_policy
 from tests.client.policies import RAISE_MARKER
 from tests.client.robots import MOTORS, ScriptedRobot
-from tests.client.waiting import wait_for
+from tests.client.waiting import offer_until, wait_for
 
 LAYOUT = RobotLayout.of(ScriptedRobot())
 ECHO_LAYOUT = RobotLayout(tuple(f"joint_{i}" for i in range(3)), ("a", "b", "c"))
@@ -164,9 +164,8 @@ def test_requests_outliving_the_timeout_are_abandoned_and_the_session_reopened(
         timeouts_before_reconnect=2,
         reconnect_initial_backoff_s=0.05,
     )
-    wait_for(
-        lambda: engine.notify_observation(obs(1.0)) or engine.stats.reconnects >= 1,
-        what="reconnect after two timeouts",
+    offer_until(
+        engine, obs(1.0), lambda: engine.stats.reconnects >= 1, what="reconnect after two timeouts"
     )
     states = [t.state for t in engine.transitions()]
     reconnecting = states.index(EngineState.RECONNECTING)

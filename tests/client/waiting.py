@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from policylink.wire import Observation
 
 T = TypeVar("T")
 
@@ -18,3 +20,15 @@ def wait_for(condition: Callable[[], T], timeout_s: float = 20.0, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(0.002)
+
+
+def offer_until(
+    engine: Any, obs: Observation, condition: Callable[[], T], what: str, timeout_s: float = 20.0
+) -> T:
+    """Keep offering `obs` as a running control loop would, until `condition()` holds."""
+
+    def offered() -> T:
+        engine.notify_observation(obs)
+        return condition()
+
+    return wait_for(offered, timeout_s, what)
