@@ -94,33 +94,46 @@ class Camera:
         return image
 
 
-def _window(
-    image: np.ndarray, rows: tuple[float, float], cols: tuple[float, float]
-) -> tuple[slice, slice, np.ndarray, np.ndarray] | None:
-    """The clipped pixel box spanning `rows` x `cols`, with its row and column coordinates."""
+def _fill_rows(
+    image: np.ndarray, first_row: int, left: np.ndarray, right: np.ndarray, colour: np.ndarray
+) -> None:
+    """Paint row `first_row + i` from `left[i]` to `right[i]` (pixel centres; NaN = nothing).
+
+    One slice assignment per row costs far less than a mask over the bounding box once a
+    shape is long or thick (a link crossing the zoomed wrist view).
+    """
     height, width = image.shape[:2]
-    r0, r1 = max(int(np.floor(rows[0])), 0), min(int(np.ceil(rows[1])) + 1, height)
-    c0, c1 = max(int(np.floor(cols[0])), 0), min(int(np.ceil(cols[1])) + 1, width)
-    if r0 >= r1 or c0 >= c1:
-        return None
-    return (
-        slice(r0, r1),
-        slice(c0, c1),
-        np.arange(r0, r1, dtype=np.float32)[:, None],
-        np.arange(c0, c1, dtype=np.float32)[None, :],
-    )
+    valid = ~(np.isnan(left) | np.isnan(right))
+    rows = np.flatnonzero(valid) + first_row
+    starts = np.clip(np.ceil(left[valid]), 0, width).astype(np.int64)
+    stops = np.clip(np.floor(right[valid]) + 1, 0, width).astype(np.int64)
+    keep = (rows >= 0) & (rows < height) & (starts < stops)
+    for row, start, stop in zip(
+        rows[keep].tolist(), starts[keep].tolist(), stops[keep].tolist(), strict=True
+    ):
+        image[row, start:stop] = colour
+
+
+def _rows(low: float, high: float) -> np.ndarray:
+    return np.arange(int(np.ceil(low)), int(np.floor(high)) + 1, dtype=np.float64)
+
+
+def _disk_spans(
+    rows: np.ndarray, centre: tuple[float, float], radius: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Column interval of a disk on each row (NaN where the row misses it)."""
+    row, col = centre
+    reach2 = radius**2 - (rows - row) ** 2
+    half = np.sqrt(np.where(reach2 >= 0, reach2, np.nan))
+    return col - half, col + half
 
 
 def _fill_disk(
     image: np.ndarray, centre: tuple[float, float], radius: float, colour: np.ndarray
 ) -> None:
-    row, col = centre
-    box = _window(image, (row - radius, row + radius), (col - radius, col + radius))
-    if box is None:
-        return
-    row_slice, col_slice, rows, cols = box
-    inside = (rows - row) ** 2 + (cols - col) ** 2 <= radius**2
-    image[row_slice, col_slice][inside] = colour
+    rows = _rows(centre[0] - radius, centre[0] + radius)
+    if rows.size:
+        _fill_rows(image, int(rows[0]), *_disk_spans(rows, centre, radius), colour)
 
 
 def _fill_segment(
@@ -130,17 +143,37 @@ def _fill_segment(
     half_width: float,
     colour: np.ndarray,
 ) -> None:
+    """A capsule: every pixel within `half_width` of the segment, filled row by row.
+
+    The capsule is convex, so each row meets it in one interval: the widest of the intervals
+    given by its rectangular body and its two round ends.
+    """
+    height = image.shape[0]
     (r0, c0), (r1, c1) = start, end
-    box = _window(
-        image,
-        (min(r0, r1) - half_width, max(r0, r1) + half_width),
-        (min(c0, c1) - half_width, max(c0, c1) + half_width),
-    )
-    if box is None:
+    low = max(min(r0, r1) - half_width, 0.0)
+    high = min(max(r0, r1) + half_width, height - 1.0)
+    rows = _rows(low, high)
+    if not rows.size:
         return
-    row_slice, col_slice, rows, cols = box
-    dr, dc = r1 - r0, c1 - c0
-    length2 = max(dr * dr + dc * dc, 1e-9)
-    along = np.clip(((rows - r0) * dr + (cols - c0) * dc) / length2, 0.0, 1.0)
-    inside = (rows - r0 - along * dr) ** 2 + (cols - c0 - along * dc) ** 2 <= half_width**2
-    image[row_slice, col_slice][inside] = colour
+    left = np.full(rows.shape, np.nan)
+    right = np.full(rows.shape, np.nan)
+    for cap in (start, end):
+        cap_left, cap_right = _disk_spans(rows, cap, half_width)
+        left, right = np.fmin(left, cap_left), np.fmax(right, cap_right)
+    length = np.hypot(r1 - r0, c1 - c0)
+    if length > 1e-9:
+        normal_r, normal_c = -(c1 - c0) / length * half_width, (r1 - r0) / length * half_width
+        corners = [
+            (r0 + normal_r, c0 + normal_c),
+            (r1 + normal_r, c1 + normal_c),
+            (r1 - normal_r, c1 - normal_c),
+            (r0 - normal_r, c0 - normal_c),
+        ]
+        for (pr, pc), (qr, qc) in itertools.pairwise([*corners, corners[0]]):
+            if abs(qr - pr) < 1e-9:
+                continue
+            crossing = pc + (rows - pr) * (qc - pc) / (qr - pr)
+            spans = (rows >= min(pr, qr)) & (rows <= max(pr, qr))
+            crossing = np.where(spans, crossing, np.nan)
+            left, right = np.fmin(left, crossing), np.fmax(right, crossing)
+    _fill_rows(image, int(rows[0]), left, right, colour)
