@@ -3,13 +3,14 @@
 import typer
 
 from policylink import __version__
-from policylink.cli import demo, run, serve, status
+from policylink.cli import demo, router, run, serve, status
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("run")(run.run)
 app.command("status")(status.status)
+app.command("router")(router.router)
 
 
 @app.command()
