@@ -68,8 +68,8 @@ def inverse_kinematics(geometry: ArmGeometry, points: np.ndarray) -> np.ndarray:
     return np.stack([heading - offset, elbow, offset - elbow], axis=-1)
 
 
+# Where each episode starts: folded close to the base, short of every target.
 HOME_POINT = np.array([0.22, 0.0])
-"""Where each episode starts: folded close to the base, far from every target."""
 
 
 def step_toward(current: np.ndarray, target: np.ndarray, max_step: float) -> np.ndarray:
