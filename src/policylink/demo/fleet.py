@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 
 from policylink.client import ClientConfig, RemoteEngine, RobotLayout, SyncEngine, run_loop
 from policylink.client.buffered_engine import BufferedEngine
-from policylink.client.handshake import HandshakeError
-from policylink.client.transport import ClientTransport, ServerUnreachable, make_transport
+from policylink.client.transport import ClientTransport, make_transport
 from policylink.demo.wait_meter import WaitMeter
 from policylink.sim import CameraConfig, SimArm
 from policylink.sim.task import EpisodeResult, ReachTrackConfig
@@ -35,6 +34,10 @@ class FleetConfig:
     buffer_time_s: float = 0.8
     jpeg_quality: int = 90
     impairment: NetworkImpairment = field(default_factory=NetworkImpairment)
+    # Loopback plus any added delay answers well within a second: past that, the message was
+    # lost (--loss), and waiting the client's default 5 s would stall a robot for nothing.
+    request_timeout_s: float = 1.0
+    timeouts_before_reconnect: int = 5
 
     @property
     def fps(self) -> float:
@@ -103,6 +106,7 @@ class RobotDriver:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine_kind!r}")
         self.config = config
         self.engine_kind = engine_kind
+        self.index = index
         self.name = f"robot-{index}"
         self.record = RobotRecord(self.name)
         self.robot = SimArm(config.task, cameras=config.cameras, seed=index)
@@ -124,13 +128,14 @@ class RobotDriver:
             fps=config.fps,
             buffer_time_s=config.buffer_time_s,
             jpeg_quality=config.jpeg_quality,
+            request_timeout_s=config.request_timeout_s,
+            timeouts_before_reconnect=config.timeouts_before_reconnect,
         )
 
     def _transport(self, client: ClientConfig) -> ClientTransport:
         transport = make_transport(client)
         if self.config.impairment.active:
-            seed = int(self.name.rsplit("-", 1)[1])
-            return ImpairedTransport(transport, self.config.impairment, seed=seed)
+            return ImpairedTransport(transport, self.config.impairment, seed=self.index)
         return transport
 
     def live(self) -> LiveRow:
@@ -144,16 +149,19 @@ class RobotDriver:
         return LiveRow(self.name, state, depth, rtt, done, succeeded)
 
     def run(self) -> None:
+        """Thread body: whatever ends this robot's phase early is reported, never lost."""
+        try:
+            self._run()
+        except Exception as exc:  # the thread's boundary; the summary shows it
+            self.record.error = f"{type(exc).__name__}: {exc}"
+
+    def _run(self) -> None:
         client = self._client_config()
         layout = RobotLayout.of(self.robot)
         transport = self._transport(client)
         engine_type = RemoteEngine if self.engine_kind == "async" else SyncEngine
         engine = engine_type(client, layout, transport=transport)
-        try:
-            engine.start()
-        except (ServerUnreachable, HandshakeError) as exc:
-            self.record.error = f"{type(exc).__name__}: {exc}"
-            return
+        engine.start()
         with self._lock:
             self._engine = engine
         try:

@@ -22,10 +22,11 @@ class PhaseSummary:
     succeeded: int
     mean_completion_s: float | None
     mean_tracking_error_mm: float | None
-    ticks: int
+    ticks: int  # control periods: ticks run plus ticks skipped after an overrun
     waiting_ticks: int
     skipped_ticks: int
     requests: int
+    timeouts: int
     rtt_p50_ms: float | None
     rtt_p95_ms: float | None
     startup_ms: float | None
@@ -56,10 +57,11 @@ def summarize(phase: PhaseRecord, fps: float) -> PhaseSummary:
         succeeded=sum(e.success for e in episodes),
         mean_completion_s=_mean([e.completion_s for e in episodes if e.completion_s is not None]),
         mean_tracking_error_mm=None if not errors else 1e3 * float(np.mean(errors)),
-        ticks=sum(robot.ticks for robot in phase.robots),
+        ticks=sum(robot.ticks + robot.skipped_ticks for robot in phase.robots),
         waiting_ticks=sum(robot.waiting_ticks(fps) for robot in phase.robots),
         skipped_ticks=sum(robot.skipped_ticks for robot in phase.robots),
         requests=sum(robot.requests for robot in phase.robots),
+        timeouts=sum(robot.timeouts for robot in phase.robots),
         rtt_p50_ms=_percentile(rtts, 50),
         rtt_p95_ms=_percentile(rtts, 95),
         startup_ms=_mean([ms for robot in phase.robots for ms in robot.startup_ms]),

@@ -157,6 +157,7 @@ def _summary_rows(summaries: list[PhaseSummary]) -> list[list[str]]:
         ["ticks waiting on network", *(f"{s.waiting_ticks} of {s.ticks}" for s in summaries)],
         ["ticks overrun (any cause)", *(str(s.skipped_ticks) for s in summaries)],
         ["chunk requests", *(str(s.requests) for s in summaries)],
+        ["requests timed out", *(str(s.timeouts) for s in summaries)],
         ["RTT p50", *(fmt(s.rtt_p50_ms, " ms") for s in summaries)],
         ["RTT p95", *(fmt(s.rtt_p95_ms, " ms") for s in summaries)],
         ["first chunk of episode", *(fmt(s.startup_ms, " ms") for s in summaries)],
