@@ -3,8 +3,9 @@
 import json
 
 from policylink.demo.server_process import free_port
+from policylink.server.app import ServerApp
 
-from .conftest import endpoint_of, policylink
+from .conftest import endpoint_of, expert_manifest, policylink
 
 SMALL_ARM = ("run", "--robot", "sim:reach_track", "-o", "height=96", "-o", "width=128")
 
@@ -76,3 +77,30 @@ def test_run_with_a_robot_the_policy_does_not_fit_is_refused_with_the_reason(exp
     assert result.returncode == 2
     assert "refused this robot" in result.stderr
     assert "480x640 but the policy expects 96x128" in result.stderr
+
+
+def test_run_drives_a_gymnasium_environment_episode_by_episode():
+    app = ServerApp(
+        expert_manifest(
+            policy={"kind": "python", "factory": "tests.demo.cartpole_policy:build"},
+            model_id="cartpole",
+        )
+    ).start()
+    try:
+        result = policylink(
+            "run",
+            "--robot",
+            "gym:CartPole-v1",
+            "-o",
+            "max_episode_steps=15",
+            "--connect",
+            endpoint_of(app),
+            "--episodes",
+            "2",
+        )
+    finally:
+        app.stop()
+    assert result.returncode == 0, result.stderr
+    assert "episode 1 " in result.stdout
+    assert "episode 2 " in result.stdout
+    assert "steps, return" in result.stdout

@@ -21,16 +21,21 @@ from policylink.client.robot import Robot
 if TYPE_CHECKING:
     from policylink.client import ClientConfig, LoopStats
     from policylink.client.buffered_engine import BufferedEngine
-    from policylink.sim.task import EpisodeResult
 
 ENGINES = ("async", "sync")
+
+
+class EpisodeOutcome(Protocol):
+    success: bool
+
+    def describe(self) -> str: ...
 
 
 @runtime_checkable
 class EpisodicRobot(Robot, Protocol):
     """A robot that knows its episodes (the simulated ones): `reset` starts the next one."""
 
-    results: list[EpisodeResult]
+    results: list[EpisodeOutcome]
 
     @property
     def episode_done(self) -> bool: ...
@@ -114,7 +119,7 @@ def run(
             fallback=fallback,
             connect_timeout_s=connect_timeout_s,
         )
-    except (ValueError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError included
         raise _fail(str(exc)) from None
     _drive(the_robot, config, engine, episodes, duration_s)
 
@@ -139,10 +144,10 @@ def _drive(
     except HandshakeError as exc:
         raise _fail(f"the server refused this robot: {exc}") from None
     typer.echo(f"{config.client_id}: {engine.transitions()[-1].reason}")
-    if not getattr(robot, "is_connected", False):
-        robot.connect()
     session = _Session(robot, engine, config, stop, duration_s)
     try:
+        if not getattr(robot, "is_connected", False):
+            robot.connect()
         if isinstance(robot, EpisodicRobot):
             stats = session.episodic(robot, episodes)
         else:
@@ -229,9 +234,7 @@ class _Session:
             if robot.episode_done:
                 count += 1
                 result = robot.results[-1]
-                timing = "" if result.completion_s is None else f" in {result.completion_s:.2f} s"
-                outcome = "succeeded" if result.success else "failed"
-                typer.echo(f"{self.config.client_id}: episode {count} {outcome}{timing}")
+                typer.echo(f"{self.config.client_id}: episode {count} {result.describe()}")
         if self.stop.is_set():
             total.stopped_because = "stop requested"
         return total
@@ -252,6 +255,8 @@ class _EpisodeEnd:
 
 def _what_is_served(config: ClientConfig) -> str:
     """When nobody answers under the robot's namespace: list what the endpoint does serve."""
+    if config.endpoint.startswith(("ws://", "wss://")):
+        return ""
     from policylink.transport.zenoh_discovery import DiscoveryError, discover
     from policylink.transport.zenoh_session import ZenohSettings
 

@@ -27,6 +27,10 @@ class GymEpisodeResult:
     steps: int
     total_reward: float
 
+    def describe(self) -> str:
+        outcome = "succeeded" if self.success else "failed"
+        return f"{outcome} after {self.steps} steps, return {self.total_reward:g}"
+
 
 def _is_image(space: spaces.Space) -> bool:
     return (

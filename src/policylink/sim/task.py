@@ -52,6 +52,11 @@ class EpisodeResult:
     steps: int
     steps_without_action: int
 
+    def describe(self) -> str:
+        if self.completion_s is not None:
+            return f"succeeded in {self.completion_s:.2f} s"
+        return f"failed after {self.duration_s:.2f} s"
+
 
 class ReachTrackEpisode:
     """Scores one episode step by step; knows nothing of joints, cameras or clocks."""
