@@ -1,14 +1,26 @@
+import threading
+
 import numpy as np
 import pytest
 
+from policylink.client import ClientConfig, LocalEngine, Robot, RobotLayout, run_loop
 from policylink.policy.base import ChunkBatch, Policy
 from policylink.policy.registry import PolicyConfig, build_policy
-from policylink.sim import ACTION_NAMES, STATE_NAMES, CameraConfig, ManualClock, SimArm
+from policylink.sim import (
+    ACTION_NAMES,
+    STATE_NAMES,
+    CameraConfig,
+    ManualClock,
+    ReachTrackConfig,
+    SimArm,
+)
 from policylink.sim.expert import ExpertPolicy, build
 from policylink.sim.task import EpisodeResult
 from policylink.wire import Observation
 
 from .local_rollout import Rollout, to_wire
+
+SMALL_TOP = {"name": "top", "height": 96, "width": 128}
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +124,21 @@ def test_a_backbone_preset_adds_a_transformer_forward_without_changing_the_plan(
         sized.predict_chunk(ChunkBatch([sample])), plain.predict_chunk(ChunkBatch([sample]))
     )
     assert sized.backbone_parameters > 0 == plain.backbone_parameters
+
+
+def test_expert_solves_an_episode_in_real_time_under_local_engine():
+    robot = SimArm(ReachTrackConfig(track_s=1.0), cameras=(CameraConfig("top", 96, 128),))
+    policy = build(PolicyConfig(kind="sim_expert", params={"cameras": [SMALL_TOP]}))
+    engine = LocalEngine(policy, ClientConfig(fps=robot.task.fps), RobotLayout.of(robot))
+    stop = threading.Event()
+    stats = run_loop(
+        robot,
+        engine,
+        robot.task.fps,
+        duration_s=20.0,
+        stop=stop,
+        on_tick=lambda tick, raw, action: robot.episode_done and stop.set(),
+    )
+    assert stats.stopped_because == "stop requested"
+    assert robot.results[-1].success
+    assert isinstance(robot, Robot)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from gymnasium.wrappers import AddRenderObservation
 
+from policylink.client import Robot
 from policylink.sim.gym_robot import GymRobot
 
 
@@ -34,6 +35,10 @@ def test_vector_observations_become_state_and_the_render_becomes_a_camera(cartpo
 
 def test_a_discrete_action_space_is_one_action_feature(cartpole: GymRobot):
     assert cartpole.action_features == {"action": float}
+
+
+def test_it_is_a_robot_the_client_can_drive(cartpole: GymRobot):
+    assert isinstance(cartpole, Robot)
 
 
 def test_each_action_steps_the_environment_once(cartpole: GymRobot):
