@@ -66,6 +66,57 @@ def observation_body(cameras: int) -> bytes:
     return wire.encode_observation(obs, JPEG_QUALITY)
 
 
+STALL_RESEND_S = 1.0
+"""A robot whose observation or chunk was dropped under load asks again after this long."""
+
+
+class ClosedLoopRobot:
+    """Publishes its next observation the moment the chunk for its latest one arrives."""
+
+    def __init__(self, publisher: Any, body: bytes, epoch: int, requests: int) -> None:
+        self.publisher, self.body, self.epoch, self.requests = publisher, body, epoch, requests
+        # Guards seq, last_send_ns, rtts and done: the chunk callback and the stall watchdog
+        # both send.
+        self.lock = threading.Lock()
+        self.seq = 0
+        self.last_send_ns = 0
+        self.resends = 0
+        self.rtts: list[float] = []
+        self.done = threading.Event()
+
+    def send(self, resend: bool = False) -> None:
+        with self.lock:
+            if not resend:
+                self.seq += 1
+            else:
+                self.resends += 1
+            self.last_send_ns = time.monotonic_ns()
+            header = wire.Header(
+                wire.SCHEMA_VERSION,
+                wire.MsgType.OBSERVATION,
+                seq_id=self.seq,
+                client_mono_ns=self.last_send_ns,
+                session_epoch=self.epoch,
+            )
+        self.publisher.put(self.body, attachment=wire.pack_header(header))
+
+    def on_chunk(self, sample: Any) -> None:
+        header = wire.unpack_header(sample.attachment.to_bytes())
+        with self.lock:
+            if header.seq_id != self.seq or self.done.is_set():
+                return  # the answer to a request already answered (after a resend)
+            self.rtts.append((time.monotonic_ns() - header.client_mono_ns) / 1e6)
+            if self.seq >= self.requests:
+                self.done.set()
+                return
+        self.send()
+
+    def stalled(self) -> bool:
+        with self.lock:
+            idle_s = (time.monotonic_ns() - self.last_send_ns) / 1e9
+        return not self.done.is_set() and idle_s > STALL_RESEND_S
+
+
 def robots_main(
     endpoint: str, namespace: tuple[str, str, str], sessions: int, requests: int, cameras: int
 ) -> dict[str, Any]:
@@ -80,76 +131,52 @@ def robots_main(
     ns = wire.Namespace.of(*namespace)
     body = observation_body(cameras)
     zsession = open_session(ZenohSettings(mode="peer", connect=[endpoint]))
-    done = threading.Event()
-    lock = threading.Lock()
-    remaining = [sessions]
-    rtts: list[float] = []
-    keep: list[object] = []
-    senders: list[Any] = []
-
-    def start_robot(index: int) -> None:
-        client = f"robot-{index}"
-        caps_header = wire.Header(wire.SCHEMA_VERSION, wire.MsgType.SESSION_OPEN)
-        status = query(
-            zsession,
-            ns.status,
-            wire.encode_message(wire.StatusRequest()),
-            wire.pack_header(wire.Header(wire.SCHEMA_VERSION, wire.MsgType.STATUS_REQUEST)),
-            10.0,
-        )
-        caps = wire.decode_message(wire.MsgType.STATUS, status[0].ok.payload.to_bytes())
-        request = wire.SessionOpen(
-            client,
-            caps.capabilities.action_names,
-            caps.capabilities.state_dim,
-            caps.capabilities.cameras,
-        )
-        reply = query(
-            zsession,
-            ns.session,
-            wire.encode_message(request),
-            wire.pack_header(caps_header),
-            10.0,
-        )[0].ok
-        ack = wire.decode_message(wire.MsgType.SESSION_ACK, reply.payload.to_bytes())
-        publisher = declare_observation_publisher(zsession, ns.obs(client))
-        sent = [0]
-
-        def send() -> None:
-            sent[0] += 1
-            header = wire.Header(
-                wire.SCHEMA_VERSION,
-                wire.MsgType.OBSERVATION,
-                seq_id=sent[0],
-                client_mono_ns=time.monotonic_ns(),
-                session_epoch=ack.session_epoch,
-            )
-            publisher.put(body, attachment=wire.pack_header(header))
-
-        def on_chunk(sample: Any) -> None:
-            header = wire.unpack_header(sample.attachment.to_bytes())
-            with lock:
-                rtts.append((time.monotonic_ns() - header.client_mono_ns) / 1e6)
-            if sent[0] < requests:
-                send()
-                return
-            with lock:
-                remaining[0] -= 1
-                if remaining[0] == 0:
-                    done.set()
-
-        keep.extend([publisher, zsession.declare_subscriber(ns.action(client), on_chunk)])
-        senders.append(send)
-
+    robots: list[ClosedLoopRobot] = []
+    keep: list[Any] = []
     for index in range(sessions):
-        start_robot(index)
+        client = f"robot-{index}"
+        caps = wire.decode_message(
+            wire.MsgType.STATUS,
+            query(
+                zsession,
+                ns.status,
+                wire.encode_message(wire.StatusRequest()),
+                wire.pack_header(wire.Header(wire.SCHEMA_VERSION, wire.MsgType.STATUS_REQUEST)),
+                10.0,
+            )[0].ok.payload.to_bytes(),
+        ).capabilities
+        request = wire.SessionOpen(client, caps.action_names, caps.state_dim, caps.cameras)
+        ack = wire.decode_message(
+            wire.MsgType.SESSION_ACK,
+            query(
+                zsession,
+                ns.session,
+                wire.encode_message(request),
+                wire.pack_header(wire.Header(wire.SCHEMA_VERSION, wire.MsgType.SESSION_OPEN)),
+                10.0,
+            )[0].ok.payload.to_bytes(),
+        )
+        publisher = declare_observation_publisher(zsession, ns.obs(client))
+        robot = ClosedLoopRobot(publisher, body, ack.session_epoch, requests)
+        keep.extend([publisher, zsession.declare_subscriber(ns.action(client), robot.on_chunk)])
+        robots.append(robot)
     started = time.perf_counter()
-    for send in senders:
-        send()
-    finished = done.wait(600)
+    for robot in robots:
+        robot.send()
+    deadline = time.monotonic() + 300
+    while not all(r.done.is_set() for r in robots) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        for robot in robots:
+            if robot.stalled():
+                robot.send(resend=True)
     elapsed = time.perf_counter() - started
     zsession.close()
-    return {"finished": finished, "elapsed_s": elapsed, "rtt_ms": rtts}
+    return {
+        "finished": all(r.done.is_set() for r in robots),
+        "elapsed_s": elapsed,
+        "rtt_ms": [rtt for r in robots for rtt in r.rtts],
+        "resends": sum(r.resends for r in robots),
+    }
 
 
 def _robots_entry(out: Any, *args: Any) -> None:
@@ -209,12 +236,13 @@ def run_case(
                 target=_robots_entry,
                 args=(out, endpoint, ("bench", "main", "default"), sessions, requests, cameras),
                 name="bench-robots",
+                daemon=True,
             )
             robots.start()
             try:
-                client = out.get(timeout=900)
+                client = out.get(timeout=600)
             except queue.Empty:
-                client = {"finished": False, "elapsed_s": float("nan"), "rtt_ms": []}
+                client = {"finished": False, "elapsed_s": float("nan"), "rtt_ms": [], "resends": 0}
             robots.join(60)
     finally:
         audit.removeHandler(collector)
@@ -223,6 +251,11 @@ def run_case(
     forward = [line["inference_ms"] for line in lines]
     wait = [line["queue_wait_ms"] for line in lines]
     served = len(collector.lines)
+    print(
+        f"  {name}: {sessions} session(s), {served} requests served, "
+        f"{client['resends']} resent after a drop",
+        flush=True,
+    )
     return {
         "case": name,
         "preset": preset,
@@ -232,6 +265,7 @@ def run_case(
         "requests": served,
         "errors": sum(1 for line in collector.lines if line["outcome"] != "ok"),
         "finished": client["finished"],
+        "resends": client["resends"],
         "throughput_rps": served / client["elapsed_s"] if client["elapsed_s"] else 0.0,
         "forward_p50_ms": percentile(forward, 50),
         "overhead_p50_ms": percentile(overhead, 50),
