@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from policylink.policy.base import ChunkBatch, PolicySpec, Processor, Sample
+from policylink.transport.ports import free_port
 from policylink.wire.messages import CameraSpec, Observation
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,12 +90,6 @@ class NullPolicy:
 
 def build_null_policy(config: Any, device: str, dtype: str) -> NullPolicy:
     return NullPolicy()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def camera_frame(seed: int) -> np.ndarray:

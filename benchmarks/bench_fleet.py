@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from policylink.demo.fleet import Fleet, FleetConfig
-from policylink.demo.server_process import MODEL_ID, ServerProcess, demo_manifest, free_port
+from policylink.demo.server_process import MODEL_ID, ServerProcess, demo_manifest
 from policylink.demo.summary import compare, summarize
 from policylink.sim import CameraConfig, ReachTrackConfig
 from policylink.transport.impairment import NetworkImpairment
+from policylink.transport.ports import free_port
 
 POLICY_SIZE = "small"
 CAMERA = CameraConfig("top", 480, 640)

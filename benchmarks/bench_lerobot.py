@@ -24,7 +24,6 @@ import json
 import logging
 import multiprocessing
 import queue
-import socket
 import statistics
 import tempfile
 import time
@@ -34,13 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from policylink.transport.ports import free_port
+
 WARMUP = 10
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def interleaved_medians(steps: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:

@@ -20,23 +20,18 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
-import socket
 import time
 from typing import Any
 
 import numpy as np
+
+from policylink.transport.ports import free_port
 
 SIZE = 224
 STATE_DIM = 8
 CAMERAS = ("front", "wrist")
 PRESET = "small"
 WARMUP = 10
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def camera_frame(seed: int) -> np.ndarray:

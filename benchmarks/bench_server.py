@@ -21,7 +21,6 @@ import logging
 import multiprocessing
 import os
 import queue
-import socket
 import statistics
 import threading
 import time
@@ -30,18 +29,13 @@ from typing import Any
 import numpy as np
 
 from policylink import wire
+from policylink.transport.ports import free_port
 
 HEIGHT, WIDTH = 480, 640
 STATE_DIM = 14
 CAMERAS = ("front", "wrist")
 JPEG_QUALITY = 90
 WARMUP_REQUESTS = 20
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def camera_frame(seed: int) -> np.ndarray:

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from policylink.demo.server_process import MODEL_ID, TASK_SLUG, free_port
+from policylink.demo.server_process import MODEL_ID, TASK_SLUG
 from policylink.server.app import ServerApp
 from policylink.server.manifest import Manifest
+from policylink.transport.ports import free_port
 
 CLI_TIMEOUT_S = 120
 SMALL_CAMERA = {"name": "top", "height": 96, "width": 128}

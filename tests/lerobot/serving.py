@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ import numpy as np
 import yaml
 
 from policylink.client import ClientConfig, RobotLayout, SyncEngine
+from policylink.transport.ports import free_port
 from policylink.wire.messages import CameraSpec, Observation
 from tests.lerobot.checkpoints import ACTION_NAMES, CAMERA, IMAGE_SHAPE, STATE_DIM
 
@@ -23,12 +23,6 @@ POLICYLINK = str(Path(sys.executable).parent / "policylink")
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 120.0
 DIFFUSION_SEED = 11
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def lerobot_manifest(path: Path, **policy_fields: Any) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from openpi_client.websocket_client_policy import WebsocketClientPolicy
 from policylink.server import serving_modes
 from policylink.server.app import ServerApp
 from policylink.server.manifest import Manifest
+from policylink.transport.ports import free_port
 from tests.openpi.policies import FAMILY
-from tests.server.conftest import free_port
 
 IMAGE_SIZE = 8
 

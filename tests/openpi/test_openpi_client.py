@@ -11,6 +11,7 @@ import pytest
 from policylink.client import ClientConfig, RemoteEngine, RobotLayout
 from policylink.client.transport import ServerUnreachable, make_transport
 from policylink.transport.openpi_client import CANNOT_CARRY, OpenPIClientTransport
+from policylink.transport.ports import free_port
 from policylink.wire import (
     SCHEMA_VERSION,
     ActionChunk,
@@ -25,7 +26,7 @@ from policylink.wire import (
     SessionAck,
     SessionOpen,
 )
-from tests.openpi.conftest import IMAGE_SIZE, free_port
+from tests.openpi.conftest import IMAGE_SIZE
 from tests.openpi.stock_server import StockServer, libero_echo
 from tests.server.robot import wait_for
 

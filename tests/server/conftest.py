@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,14 +10,9 @@ import pytest
 from policylink.server import serving_modes
 from policylink.server.app import ServerApp
 from policylink.server.manifest import Manifest
+from policylink.transport.ports import free_port
 from tests.server.policies import ECHO_FAMILY
 from tests.server.robot import Robot
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def echo_policy(**params: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import yaml
 import zenoh
 
 from policylink import wire
-from tests.server.conftest import free_port
+from policylink.transport.ports import free_port
 from tests.server.robot import Robot, wait_for
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from policylink import wire
-from tests.server.conftest import free_port
+from policylink.transport.ports import free_port
 from tests.server.robot import wait_for
 
 

@@ -78,9 +78,9 @@ def demo(
         ServerProcess,
         ServerStartError,
         demo_manifest,
-        free_port,
     )
     from policylink.transport.impairment import NetworkImpairment
+    from policylink.transport.ports import free_port
 
     if policy_size not in BACKBONES:
         raise typer.BadParameter(

@@ -8,7 +8,6 @@ file in the run folder; its stdout is read only for the readiness line.
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -46,12 +45,6 @@ def demo_manifest(
         "rtc": {"enabled": True, "execution_horizon": 10},
         "zenoh": {"mode": "peer", "listen": [f"tcp/127.0.0.1:{port}"]},
     }
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class ServerStartError(RuntimeError):
