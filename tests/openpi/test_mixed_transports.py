@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tests.openpi.conftest import IMAGE_SIZE, libero_obs
-from tests.server.robot import Robot, wait_for
+from tests.server.robot import Robot
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.filterwarnings("ignore:connect\\(\\) must be used:DeprecationWarning")
 

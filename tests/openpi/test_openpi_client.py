@@ -28,7 +28,7 @@ from policylink.wire import (
 )
 from tests.openpi.conftest import IMAGE_SIZE
 from tests.openpi.stock_server import StockServer, libero_echo
-from tests.server.robot import wait_for
+from tests.support.waiting import wait_for
 
 CAMERAS = (CameraSpec("front", IMAGE_SIZE, IMAGE_SIZE), CameraSpec("wrist", IMAGE_SIZE, IMAGE_SIZE))
 ARM = RobotLayout(("j0", "j1", "j2"), ("s0", "s1", "s2"), CAMERAS)

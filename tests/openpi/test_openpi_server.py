@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, Inv
 
 from tests.openpi.conftest import IMAGE_SIZE, libero_obs
 from tests.openpi.policies import RAISE_MARKER
-from tests.server.robot import wait_for
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.filterwarnings("ignore:connect\\(\\) must be used:DeprecationWarning")
 

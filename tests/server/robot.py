@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import queue
 import time
-from collections.abc import Callable
-from typing import TypeVar
 
 import numpy as np
 import zenoh
@@ -22,20 +20,7 @@ from policylink.transport.zenoh_session import (
     query,
 )
 
-T = TypeVar("T")
 SCHEMA = wire.SCHEMA_VERSION
-
-
-def wait_for(condition: Callable[[], T], timeout_s: float = 20.0, what: str = "condition") -> T:
-    """Poll until `condition()` is truthy; generous deadlines keep busy 2-core machines green."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.005)
 
 
 class Robot:

@@ -18,7 +18,8 @@ import zenoh
 
 from policylink import wire
 from policylink.transport.ports import free_port
-from tests.server.robot import Robot, wait_for
+from tests.server.robot import Robot
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 POLICYLINK = [sys.executable, "-c", "from policylink.cli.main import main; main()"]

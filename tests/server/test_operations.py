@@ -13,7 +13,7 @@ import pytest
 
 from policylink import wire
 from policylink.transport.ports import free_port
-from tests.server.robot import wait_for
+from tests.support.waiting import wait_for
 
 
 def get(port: int, path: str) -> tuple[int, str]:

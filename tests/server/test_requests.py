@@ -11,7 +11,7 @@ from policylink import wire
 from policylink.wire import ErrorCode
 from tests.server.conftest import echo_policy
 from tests.server.policies import RAISE_MARKER
-from tests.server.robot import wait_for
+from tests.support.waiting import wait_for
 
 
 def echo_of(state, chunk_size: int, delay: int = 0) -> np.ndarray:

@@ -22,7 +22,7 @@ from policylink.server.serving_modes import ServingDecision
 from policylink.server.session import Session
 from policylink.server.worker import InferenceWorker
 from tests.server.policies import GatedPolicy
-from tests.server.robot import wait_for
+from tests.support.waiting import wait_for
 
 
 class Served:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.server.robot import wait_for
+from tests.support.waiting import wait_for
 
 
 def test_session_closes_after_its_clients_liveliness_token_drops(start_server, connect):

@@ -1,0 +1,1 @@
+"""What several test folders share: polling with deadlines, sandboxed interpreters, servers."""
