@@ -73,6 +73,17 @@ def test_byte_count_must_match_the_shape():
         unpackb(_array_map("<f4", [2, 3], b"\0" * 8))
 
 
+@pytest.mark.parametrize("shape", [[0, 2**63], [0, 2**24, 2**24, 2**24]])
+def test_an_empty_shape_with_absurd_axes_is_refused_as_too_large(shape: list[int]):
+    with pytest.raises(TooLargeError, match="over the cap"):
+        unpackb(_array_map("<f4", shape, b""))
+
+
+def test_bool_bytes_other_than_zero_and_one_are_refused():
+    with pytest.raises(TensorError, match="bool tensor bytes must be 0 or 1"):
+        unpackb(_array_map("|b1", [3], b"\x01\x00\x02"))
+
+
 def test_rank_over_the_cap_is_refused():
     with pytest.raises(TensorError, match="at most 4 sizes"):
         unpackb(_array_map("|u1", [1, 1, 1, 1, 1], b"\0"))

@@ -11,7 +11,6 @@ byte count must match the shape exactly. There is no pickle fallback.
 
 from __future__ import annotations
 
-import math
 import re
 
 import msgpack
@@ -19,7 +18,7 @@ import numpy as np
 
 from policylink.wire.errors import DecodeError, TensorError, TooLargeError, WireError
 from policylink.wire.limits import DEFAULT_LIMITS, DecodeLimits
-from policylink.wire.tensor import ALLOWED_DTYPES
+from policylink.wire.tensor import ALLOWED_DTYPES, array_from_bytes
 
 _NDARRAY, _NPGENERIC = b"__ndarray__", b"__npgeneric__"
 _DATA, _DTYPE, _SHAPE = b"data", b"dtype", b"shape"
@@ -74,27 +73,7 @@ def _get(obj: dict, key: bytes) -> object:
 def _unpack_array(obj: dict, limits: DecodeLimits) -> np.ndarray:
     field = "ndarray"
     dtype = _allowed_dtype(_get(obj, _DTYPE), field)
-    shape, data = _get(obj, _SHAPE), _get(obj, _DATA)
-    if not isinstance(shape, list) or len(shape) > limits.max_ndim:
-        raise TensorError(f"{field}: shape must be a list of at most {limits.max_ndim} sizes")
-    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
-        raise TensorError(f"{field}: shape {shape!r} must hold non-negative integers")
-    if not isinstance(data, bytes):
-        raise TensorError(f"{field}: data must be bytes, got {type(data).__name__}")
-    expected = math.prod(shape) * dtype.itemsize
-    if expected > limits.max_tensor_bytes:
-        raise TooLargeError(
-            f"{field}: shape {shape} of {dtype} needs {expected} bytes, over the cap of "
-            f"{limits.max_tensor_bytes}"
-        )
-    if len(data) != expected:
-        raise TensorError(
-            f"{field}: shape {shape} of {dtype} needs {expected} bytes, got {len(data)}"
-        )
-    array = np.frombuffer(data, dtype=dtype).reshape(shape)
-    if not dtype.isnative:
-        array = array.astype(dtype.newbyteorder("="))
-    return array
+    return array_from_bytes(_get(obj, _SHAPE), _get(obj, _DATA), dtype, field=field, limits=limits)
 
 
 def _unpack_generic(obj: dict) -> object:

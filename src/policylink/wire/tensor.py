@@ -7,7 +7,6 @@ any buffer is touched, and the byte count must match the shape exactly.
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any
 
 import numpy as np
@@ -67,6 +66,18 @@ def decode_tensor(
         raise TensorError(f"{field}: dtype {name!r} is not one of {sorted(ALLOWED_DTYPES)}")
     if dtype is not None and name != dtype:
         raise TensorError(f"{field}: dtype must be {dtype}, got {name}")
+    return array_from_bytes(shape, data, _WIRE_DTYPES[name], field=field, limits=limits)
+
+
+def array_from_bytes(
+    shape: object, data: object, dtype: np.dtype, *, field: str, limits: DecodeLimits
+) -> np.ndarray:
+    """Zero-copy, read-only view of `data` as `shape`, in native byte order.
+
+    Every tensor decoder comes through here, the native format above and OpenPI's
+    msgpack-numpy in the transport package, so whichever protocol carried the bytes, rank,
+    sizes and byte count are checked before numpy sees them. `dtype` is already allowed.
+    """
     if not isinstance(shape, list) or len(shape) > limits.max_ndim:
         raise TensorError(f"{field}: shape must be a list of at most {limits.max_ndim} sizes")
     if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
@@ -79,21 +90,20 @@ def decode_tensor(
         )
     if not isinstance(data, bytes):
         raise TensorError(f"{field}: data must be bytes, got {type(data).__name__}")
-    wire_dtype = _WIRE_DTYPES[name]
-    expected = math.prod(shape) * wire_dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize
     if expected > limits.max_tensor_bytes:
         raise TooLargeError(
-            f"{field}: shape {shape} needs {expected} bytes, over the cap of "
+            f"{field}: shape {shape} of {dtype} needs {expected} bytes, over the cap of "
             f"{limits.max_tensor_bytes}"
         )
     if len(data) != expected:
         raise TensorError(
-            f"{field}: shape {shape} of {name} needs {expected} bytes, got {len(data)}"
+            f"{field}: shape {shape} of {dtype} needs {expected} bytes, got {len(data)}"
         )
-    if name == "bool" and data.translate(None, b"\x00\x01"):
+    if dtype.kind == "b" and data.translate(None, b"\x00\x01"):
         # numpy would accept any non-zero byte as True and compare it unequal to True.
         raise TensorError(f"{field}: bool tensor bytes must be 0 or 1")
-    array = np.frombuffer(data, dtype=wire_dtype).reshape(shape)
-    if sys.byteorder == "big":
-        array = array.astype(array.dtype.newbyteorder("="))
+    array = np.frombuffer(data, dtype=dtype).reshape(shape)
+    if not dtype.isnative:
+        array = array.astype(dtype.newbyteorder("="))
     return array
