@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.frames import camera_frame
 from policylink.policy.base import ChunkBatch, PolicySpec, Processor, Sample
 from policylink.transport.ports import free_port
 from policylink.wire.messages import CameraSpec, Observation
@@ -92,24 +93,10 @@ def build_null_policy(config: Any, device: str, dtype: str) -> NullPolicy:
     return NullPolicy()
 
 
-def camera_frame(seed: int) -> np.ndarray:
-    """Gradients, a few objects and sensor noise: compresses like a real 480p frame."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
-    image = np.stack(
-        [120 + 60 * x / WIDTH, 110 + 50 * y / HEIGHT, 90 + 40 * (x + y) / (HEIGHT + WIDTH)], -1
-    )
-    for _ in range(6):
-        cy, cx, radius = rng.uniform(0, HEIGHT), rng.uniform(0, WIDTH), rng.uniform(20, 90)
-        image[(y - cy) ** 2 + (x - cx) ** 2 < radius**2] = rng.uniform(0, 255, 3)
-    image += rng.normal(0, 2.0, image.shape)
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
 def observation(cameras: int) -> Observation:
     return Observation(
         state=np.random.default_rng(0).standard_normal(STATE_DIM).astype(np.float32),
-        images={name: camera_frame(i) for i, name in enumerate(CAMERAS[:cameras])},
+        images={name: camera_frame(i, HEIGHT, WIDTH) for i, name in enumerate(CAMERAS[:cameras])},
     )
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.frames import camera_frame
 from policylink.transport.ports import free_port
 
 SIZE = 224
@@ -34,21 +35,9 @@ PRESET = "small"
 WARMUP = 10
 
 
-def camera_frame(seed: int) -> np.ndarray:
-    """Gradients, a few objects and sensor noise: compresses like a real camera frame."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
-    image = np.stack([120 + 60 * x / SIZE, 110 + 50 * y / SIZE, 90 + 40 * (x + y) / SIZE], -1)
-    for _ in range(4):
-        (cy, cx), radius = rng.uniform(0, SIZE, 2), rng.uniform(10, 40)
-        image[(y - cy) ** 2 + (x - cx) ** 2 < radius**2] = rng.uniform(0, 255, 3)
-    image += rng.normal(0, 2.0, image.shape)
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
 def the_observation() -> tuple[np.ndarray, dict[str, np.ndarray]]:
     state = np.random.default_rng(0).standard_normal(STATE_DIM).astype(np.float32)
-    return state, {name: camera_frame(i) for i, name in enumerate(CAMERAS)}
+    return state, {name: camera_frame(i, SIZE, SIZE) for i, name in enumerate(CAMERAS)}
 
 
 def summarise(rtt_ms: list[float], forward_ms: list[float]) -> dict[str, float]:
