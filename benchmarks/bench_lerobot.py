@@ -20,8 +20,6 @@ Measured side by side in one run:
 
 from __future__ import annotations
 
-import json
-import logging
 import multiprocessing
 import queue
 import statistics
@@ -31,8 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from benchmarks.audit import collect_audit
+from benchmarks.timing import percentile
 from policylink.transport.ports import free_port
 
 WARMUP = 10
@@ -134,15 +132,6 @@ def _client_entry(endpoint: str, requests: int, out: Any) -> None:
     client_main(endpoint, requests, out)
 
 
-class AuditCollector(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(json.loads(record.getMessage()))
-
-
 def served(path: Path, requests: int) -> dict[str, float]:
     from policylink.server.app import ServerApp
     from policylink.server.manifest import Manifest
@@ -162,27 +151,19 @@ def served(path: Path, requests: int) -> dict[str, float]:
             "zenoh": {"listen": [endpoint]},
         }
     )
-    audit = logging.getLogger("policylink.audit")
-    collector = AuditCollector()
-    audit.addHandler(collector)
-    audit.setLevel(logging.INFO)
-    audit.propagate = False
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
-    try:
-        with ServerApp(manifest):
-            client = context.Process(
-                target=_client_entry, args=(endpoint, requests, out), name="bench-client"
-            )
-            client.start()
-            try:
-                rtts = out.get(timeout=600)
-            except queue.Empty:
-                rtts = []
-            client.join(60)
-    finally:
-        audit.removeHandler(collector)
-    lines = [line for line in collector.lines if line["outcome"] == "ok"][WARMUP:]
+    with collect_audit() as collector, ServerApp(manifest):
+        client = context.Process(
+            target=_client_entry, args=(endpoint, requests, out), name="bench-client"
+        )
+        client.start()
+        try:
+            rtts = out.get(timeout=600)
+        except queue.Empty:
+            rtts = []
+        client.join(60)
+    lines = collector.answered(skip=WARMUP)
     forward = statistics.median(line["inference_ms"] for line in lines)
     rtt = statistics.median(rtts) if rtts else float("nan")
     return {
@@ -190,7 +171,7 @@ def served(path: Path, requests: int) -> dict[str, float]:
         "server_forward_ms": forward,
         "server_overhead_ms": statistics.median(line["overhead_ms"] for line in lines),
         "round_trip_ms": rtt,
-        "round_trip_p99_ms": float(np.percentile(rtts, 99)) if rtts else float("nan"),
+        "round_trip_p99_ms": percentile(rtts, 99),
         "added_ms": rtt - forward,
     }
 

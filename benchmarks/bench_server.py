@@ -16,19 +16,20 @@ core (torch's default), whose threads compete with decoding and Zenoh on a small
 
 from __future__ import annotations
 
-import json
-import logging
 import multiprocessing
 import os
 import queue
 import statistics
 import threading
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from benchmarks.audit import collect_audit
 from benchmarks.frames import camera_frame
+from benchmarks.timing import percentile, timed_ms
 from policylink import wire
 from policylink.transport.ports import free_port
 
@@ -164,21 +165,6 @@ def _robots_entry(out: Any, *args: Any) -> None:
     out.put(robots_main(*args))
 
 
-class AuditCollector(logging.Handler):
-    """The server's audit lines, parsed: the per-request timings the benchmark reports."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(json.loads(record.getMessage()))
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
-
-
 def run_case(
     name: str, *, preset: str, cameras: int, sessions: int, requests: int, threads: int = 1
 ) -> dict[str, Any]:
@@ -205,29 +191,21 @@ def run_case(
             "warmup_inferences": 5,
         }
     )
-    audit = logging.getLogger("policylink.audit")
-    collector = AuditCollector()
-    audit.addHandler(collector)
-    audit.setLevel(logging.INFO)
-    audit.propagate = False
     out: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
-    try:
-        with ServerApp(manifest):
-            robots = multiprocessing.get_context("spawn").Process(
-                target=_robots_entry,
-                args=(out, endpoint, ("bench", "main", "default"), sessions, requests, cameras),
-                name="bench-robots",
-                daemon=True,
-            )
-            robots.start()
-            try:
-                client = out.get(timeout=600)
-            except queue.Empty:
-                client = {"finished": False, "elapsed_s": float("nan"), "rtt_ms": [], "resends": 0}
-            robots.join(60)
-    finally:
-        audit.removeHandler(collector)
-    lines = [line for line in collector.lines if line["outcome"] == "ok"][WARMUP_REQUESTS:]
+    with collect_audit() as collector, ServerApp(manifest):
+        robots = multiprocessing.get_context("spawn").Process(
+            target=_robots_entry,
+            args=(out, endpoint, ("bench", "main", "default"), sessions, requests, cameras),
+            name="bench-robots",
+            daemon=True,
+        )
+        robots.start()
+        try:
+            client = out.get(timeout=600)
+        except queue.Empty:
+            client = {"finished": False, "elapsed_s": float("nan"), "rtt_ms": [], "resends": 0}
+        robots.join(60)
+    lines = collector.answered(skip=WARMUP_REQUESTS)
     overhead = [line["overhead_ms"] for line in lines]
     forward = [line["inference_ms"] for line in lines]
     wait = [line["queue_wait_ms"] for line in lines]
@@ -261,13 +239,12 @@ def run_case(
 def jpeg_decode_floor_ms(repeats: int) -> float:
     """Two frames decoded alone: the part of the overhead no server can avoid."""
     encoded = [wire.encode_image(camera_frame(i, HEIGHT, WIDTH), JPEG_QUALITY) for i in range(2)]
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+
+    def decode_both() -> None:
         for image in encoded:
             wire.decode_image(image)
-        samples.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(samples)
+
+    return statistics.median(timed_ms(decode_both, repeats))
 
 
 def forward_ms_by_preset(repeats: int, threads: int) -> dict[str, dict[str, float]]:
@@ -292,11 +269,7 @@ def forward_ms_by_preset(repeats: int, threads: int) -> dict[str, dict[str, floa
             batch = ChunkBatch([sample])
             for _ in range(3):
                 policy.predict_chunk(batch)
-            samples = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                policy.predict_chunk(batch)
-                samples.append((time.perf_counter() - start) * 1e3)
+            samples = timed_ms(partial(policy.predict_chunk, batch), repeats)
             table[preset][label] = statistics.median(samples)
             table[preset][f"{label}_min"] = min(samples)
     return table

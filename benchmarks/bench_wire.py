@@ -11,12 +11,12 @@ from __future__ import annotations
 import io
 import pickle
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from benchmarks.timing import timed_ms
 from policylink import wire
 
 CAMERAS = ("top", "left_wrist", "right_wrist")
@@ -92,12 +92,7 @@ def measure(encode: Callable[[], bytes], decode: Callable[[bytes], object], n: i
     """p50/p99 of one encode+decode round trip, and the encoded size."""
     data = encode()
     decode(data)
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        decode(encode())
-        times.append((time.perf_counter() - start) * 1e3)
-    times.sort()
+    times = sorted(timed_ms(lambda: decode(encode()), n))
     p50 = statistics.median(times)
     return {
         "p50_ms": p50,
