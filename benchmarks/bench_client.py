@@ -20,7 +20,6 @@ so everything measured is overhead. This process is the robot.
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.frames import camera_frame
+from benchmarks.round_trips import one_in_flight
 from policylink.policy.base import ChunkBatch, PolicySpec, Processor, Sample
 from policylink.transport.ports import free_port
 from policylink.wire.messages import CameraSpec, Observation
@@ -157,40 +157,14 @@ def round_trips(endpoint: str, cameras: int, quality: int, count: int) -> dict[s
     """One request in flight; milliseconds from before encode to after decode, less forward."""
     from policylink.transport.zenoh_client import ZenohClientTransport
     from policylink.transport.zenoh_session import ZenohSettings
-    from policylink.wire import ActionChunk, Header, MsgType, SessionAck, SessionOpen
+    from policylink.wire import SessionOpen
 
-    replies: queue.SimpleQueue = queue.SimpleQueue()
     transport = ZenohClientTransport(
         ZenohSettings(connect=[endpoint]), f"rtt-{cameras}-{quality}", jpeg_quality=quality
     )
-    transport.connect(lambda header, msg: replies.put((time.perf_counter_ns(), header, msg)))
-    try:
-        ack = transport.handshake(
-            SessionOpen(transport.client_id, list(JOINTS), STATE_DIM, camera_specs(cameras)), 10.0
-        )
-        if not isinstance(ack, SessionAck):
-            raise RuntimeError(f"session refused: {ack.message}")
-        obs = observation(cameras)
-        overhead, total = [], []
-        for seq in range(1, WARMUP_REQUESTS + count + 1):
-            header = Header(
-                ack.schema_version,
-                MsgType.OBSERVATION,
-                seq_id=seq,
-                client_mono_ns=time.monotonic_ns(),
-                session_epoch=ack.session_epoch,
-            )
-            began = time.perf_counter_ns()
-            transport.send(header, obs)
-            arrived, reply_header, reply = replies.get(timeout=30)
-            if reply_header.seq_id != seq or not isinstance(reply, ActionChunk):
-                raise RuntimeError(f"unexpected reply to request {seq}: {reply}")
-            if seq > WARMUP_REQUESTS:
-                rtt_ms = (arrived - began) / 1e6
-                total.append(rtt_ms)
-                overhead.append(rtt_ms - reply.inference_ms)
-    finally:
-        transport.close()
+    request = SessionOpen(transport.client_id, list(JOINTS), STATE_DIM, camera_specs(cameras))
+    total, forward = one_in_flight(transport, request, observation(cameras), count, WARMUP_REQUESTS)
+    overhead = np.subtract(total, forward)
     return {
         "p50_ms": float(np.percentile(overhead, 50)),
         "p99_ms": float(np.percentile(overhead, 99)),

@@ -19,13 +19,13 @@ processors, reply encode.
 from __future__ import annotations
 
 import multiprocessing
-import queue
 import time
 from typing import Any
 
 import numpy as np
 
 from benchmarks.frames import camera_frame
+from benchmarks.round_trips import one_in_flight
 from policylink.transport.ports import free_port
 
 SIZE = 224
@@ -60,38 +60,14 @@ def native_round_trips(
     from policylink.transport.zenoh_session import ZenohSettings
 
     state, images = the_observation()
-    obs = wire.Observation(state=state, images=images)
     cameras = [wire.CameraSpec(name, SIZE, SIZE) for name in CAMERAS]
     client_id = f"bench-native-{jpeg_quality}"
-    replies: queue.SimpleQueue[tuple[int, wire.Message]] = queue.SimpleQueue()
     transport = ZenohClientTransport(
         ZenohSettings(mode="peer", connect=[endpoint]), client_id, jpeg_quality=jpeg_quality
     )
-    transport.connect(lambda _header, msg: replies.put((time.monotonic_ns(), msg)))
-    try:
-        ack = transport.handshake(
-            wire.SessionOpen(client_id, action_names, STATE_DIM, cameras), timeout_s=10.0
-        )
-        assert isinstance(ack, wire.SessionAck), ack
-        rtt, forward = [], []
-        for seq in range(1, WARMUP + requests + 1):
-            sent_ns = time.monotonic_ns()
-            header = wire.Header(
-                ack.schema_version,
-                wire.MsgType.OBSERVATION,
-                seq_id=seq,
-                client_mono_ns=sent_ns,
-                session_epoch=ack.session_epoch,
-            )
-            transport.send(header, obs)
-            received_ns, msg = replies.get(timeout=30)
-            assert isinstance(msg, wire.ActionChunk), msg
-            if seq > WARMUP:
-                rtt.append((received_ns - sent_ns) / 1e6)
-                forward.append(msg.inference_ms)
-    finally:
-        transport.close()
-    return summarise(rtt, forward)
+    request = wire.SessionOpen(client_id, action_names, STATE_DIM, cameras)
+    obs = wire.Observation(state=state, images=images)
+    return summarise(*one_in_flight(transport, request, obs, requests, WARMUP))
 
 
 def openpi_client_round_trips(url: str, requests: int) -> dict[str, float]:
@@ -127,30 +103,10 @@ def policylink_openpi_round_trips(
     from policylink.transport.openpi_client import OpenPIClientTransport
 
     state, images = the_observation()
-    obs = wire.Observation(state=state, images=images, task="pick up the cup")
     cameras = [wire.CameraSpec(name, SIZE, SIZE) for name in CAMERAS]
-    replies: queue.SimpleQueue[tuple[int, wire.Message]] = queue.SimpleQueue()
-    transport = OpenPIClientTransport(url)
-    transport.connect(lambda _header, msg: replies.put((time.monotonic_ns(), msg)))
-    try:
-        ack = transport.handshake(
-            wire.SessionOpen("bench-openpi", action_names, STATE_DIM, cameras), timeout_s=10.0
-        )
-        assert isinstance(ack, wire.SessionAck), ack
-        rtt, forward = [], []
-        for seq in range(1, WARMUP + requests + 1):
-            sent_ns = time.monotonic_ns()
-            transport.send(
-                wire.Header(ack.schema_version, wire.MsgType.OBSERVATION, seq_id=seq), obs
-            )
-            received_ns, msg = replies.get(timeout=30)
-            assert isinstance(msg, wire.ActionChunk), msg
-            if seq > WARMUP:
-                rtt.append((received_ns - sent_ns) / 1e6)
-                forward.append(msg.inference_ms)
-    finally:
-        transport.close()
-    return summarise(rtt, forward)
+    request = wire.SessionOpen("bench-openpi", action_names, STATE_DIM, cameras)
+    obs = wire.Observation(state=state, images=images, task="pick up the cup")
+    return summarise(*one_in_flight(OpenPIClientTransport(url), request, obs, requests, WARMUP))
 
 
 def clients_main(out: Any, endpoint: str, url: str, action_names: list[str], requests: int) -> None:
