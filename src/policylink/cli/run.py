@@ -257,19 +257,11 @@ def _what_is_served(config: ClientConfig) -> str:
     """When nobody answers under the robot's namespace: list what the endpoint does serve."""
     if config.endpoint.startswith(("ws://", "wss://")):
         return ""
+    from policylink.transport.zenoh_client import settings_from_config
     from policylink.transport.zenoh_discovery import DiscoveryError, discover
-    from policylink.transport.zenoh_session import ZenohSettings
 
-    settings = ZenohSettings(
-        mode=config.zenoh_mode,
-        connect=[config.endpoint],
-        tls_root_ca=config.tls_root_ca,
-        tls_cert=config.tls_cert,
-        tls_key=config.tls_key,
-        tls_mtls=bool(config.tls_cert and config.tls_key),
-    )
     try:
-        statuses, _ = discover(settings, timeout_s=config.handshake_timeout_s)
+        statuses, _ = discover(settings_from_config(config), timeout_s=config.handshake_timeout_s)
     except DiscoveryError:
         return f"\nnothing is reachable at {config.endpoint}: is the server (or router) running?"
     if not statuses:

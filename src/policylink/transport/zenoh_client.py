@@ -52,6 +52,19 @@ CLOSE_TIMEOUT_S = 0.5
 LINK_POLL_S = 0.005
 
 
+def settings_from_config(config: ClientConfig) -> ZenohSettings:
+    """The robot's Zenoh link as its config describes it; mutual TLS when it holds a key pair."""
+    return ZenohSettings(
+        mode=config.zenoh_mode,
+        connect=[config.endpoint],
+        lease_ms=config.lease_ms,
+        tls_root_ca=config.tls_root_ca,
+        tls_cert=config.tls_cert,
+        tls_key=config.tls_key,
+        tls_mtls=bool(config.tls_cert and config.tls_key),
+    )
+
+
 class ZenohClientTransport:
     """`ClientTransport` over Zenoh; one instance per robot, reused across reconnects."""
 
@@ -91,17 +104,8 @@ class ZenohClientTransport:
 
     @classmethod
     def from_config(cls, config: ClientConfig) -> ZenohClientTransport:
-        settings = ZenohSettings(
-            mode=config.zenoh_mode,
-            connect=[config.endpoint],
-            lease_ms=config.lease_ms,
-            tls_root_ca=config.tls_root_ca,
-            tls_cert=config.tls_cert,
-            tls_key=config.tls_key,
-            tls_mtls=bool(config.tls_cert and config.tls_key),
-        )
         return cls(
-            settings,
+            settings_from_config(config),
             config.client_id,
             model_id=config.model_id,
             revision=config.revision,
