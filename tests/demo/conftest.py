@@ -12,7 +12,7 @@ import pytest
 from policylink.demo.server_process import MODEL_ID, TASK_SLUG
 from policylink.server.app import ServerApp
 from policylink.server.manifest import Manifest
-from policylink.transport.ports import free_port
+from tests.support.servers import loopback_manifest
 
 CLI_TIMEOUT_S = 120
 SMALL_CAMERA = {"name": "top", "height": 96, "width": 128}
@@ -34,10 +34,8 @@ def expert_manifest(**fields: Any) -> Manifest:
         "policy": {"kind": "sim_expert", "params": {"cameras": [SMALL_CAMERA]}},
         "model_id": MODEL_ID,
         "task_slug": TASK_SLUG,
-        "warmup_inferences": 1,
-        "zenoh": {"listen": [f"tcp/127.0.0.1:{free_port()}"]},
     }
-    return Manifest.from_data(data | fields)
+    return loopback_manifest(data | fields)
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ from openpi_client.websocket_client_policy import WebsocketClientPolicy
 
 from policylink.server import serving_modes
 from policylink.server.app import ServerApp
-from policylink.server.manifest import Manifest
-from policylink.transport.ports import free_port
 from tests.openpi.policies import FAMILY
+from tests.support.servers import in_process_servers
 
 IMAGE_SIZE = 8
 
@@ -59,7 +58,6 @@ class Served:
 def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Served]]:
     """`serve(openpi={...}, policy_params={...}, api_key=..., **manifest_fields)` → a server
     started from its manifest, with the OpenPI surface on a free port."""
-    apps: list[ServerApp] = []
 
     def start(
         openpi: dict[str, Any] | None = None,
@@ -71,22 +69,11 @@ def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Served]]:
         if api_key is not None:
             monkeypatch.setenv("POLICYLINK_TEST_OPENPI_KEY", api_key)
             settings["api_key_env"] = "POLICYLINK_TEST_OPENPI_KEY"
-        manifest = Manifest.from_data(
-            {
-                "policy": probe_policy(**(policy_params or {})),
-                "warmup_inferences": 1,
-                "zenoh": {"listen": [f"tcp/127.0.0.1:{free_port()}"]},
-                "openpi": settings,
-                **fields,
-            }
-        )
-        app = ServerApp(manifest)
-        apps.append(app)
-        return Served(app.start())
+        policy = probe_policy(**(policy_params or {}))
+        return Served(start_app({"policy": policy, "openpi": settings, **fields}))
 
-    yield start
-    for app in apps:
-        app.stop()
+    with in_process_servers() as start_app:
+        yield start
 
 
 @pytest.fixture

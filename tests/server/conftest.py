@@ -9,10 +9,9 @@ import pytest
 
 from policylink.server import serving_modes
 from policylink.server.app import ServerApp
-from policylink.server.manifest import Manifest
-from policylink.transport.ports import free_port
 from tests.server.policies import ECHO_FAMILY
 from tests.server.robot import Robot
+from tests.support.servers import in_process_servers
 
 
 def echo_policy(**params: Any) -> dict[str, Any]:
@@ -28,19 +27,8 @@ def verified_echo(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def start_server() -> Iterator[Callable[..., ServerApp]]:
     """`start_server(**manifest_fields)` → a started ServerApp listening on a free port."""
-    apps: list[ServerApp] = []
-
-    def start(**fields: Any) -> ServerApp:
-        fields.setdefault("warmup_inferences", 1)
-        zenoh = fields.pop("zenoh", {})
-        zenoh.setdefault("listen", [f"tcp/127.0.0.1:{free_port()}"])
-        app = ServerApp(Manifest.from_data({**fields, "zenoh": zenoh}))
-        apps.append(app)
-        return app.start()
-
-    yield start
-    for app in apps:
-        app.stop()
+    with in_process_servers() as start:
+        yield lambda **fields: start(fields)
 
 
 @pytest.fixture
