@@ -6,49 +6,16 @@ accidental top-level import anywhere on the edge path fails here, not on a Raspb
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
+
+from tests.support.blocked_imports import run_blocking
 
 BLOCKED = ("torch", "zenoh", "simplejpeg", "websockets", "typer", "pydantic")
 
-BLOCKER = f"""
-import sys
-
-BLOCKED = {BLOCKED!r}
-refused = []
-
-
-class Refuse:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED:
-            refused.append(name)
-            raise ImportError(f"{{name}} is blocked for this test")
-        return None
-
-
-sys.meta_path.insert(0, Refuse())
-"""
-
-
-def run_blocked(code: str, cwd: Path) -> str:
-    """stdout of `code` run after the blocker; fails the test with stderr if it exits non-zero."""
-    program = BLOCKER + textwrap.dedent(code)
-    result = subprocess.run(
-        [sys.executable, "-c", program],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
 
 def test_wire_and_the_policy_protocol_import_without_heavy_packages(tmp_path: Path) -> None:
-    out = run_blocked(
+    out = run_blocking(
+        BLOCKED,
         """
         import policylink.wire
         import policylink.policy.base
@@ -60,7 +27,8 @@ def test_wire_and_the_policy_protocol_import_without_heavy_packages(tmp_path: Pa
 
 
 def test_raw_image_observation_round_trips_without_a_jpeg_codec(tmp_path: Path) -> None:
-    out = run_blocked(
+    out = run_blocking(
+        BLOCKED,
         """
         import numpy as np
         from policylink import wire
@@ -76,7 +44,8 @@ def test_raw_image_observation_round_trips_without_a_jpeg_codec(tmp_path: Path) 
 
 
 def test_jpeg_without_a_codec_asks_for_simplejpeg(tmp_path: Path) -> None:
-    out = run_blocked(
+    out = run_blocking(
+        BLOCKED,
         """
         import numpy as np
         from policylink import wire

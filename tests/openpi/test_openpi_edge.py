@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-
-PROGRAM = """
-import sys
+from tests.support.blocked_imports import run_blocking
 
 BLOCKED = ("torch", "zenoh", "simplejpeg", "pydantic", "typer", "openpi_client")
 
-
-class Refuse:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED:
-            raise ImportError(f"{name} is blocked for this test")
-        return None
-
-
-sys.meta_path.insert(0, Refuse())
-
+PROGRAM = """
 import numpy as np
 
 from policylink.client import ClientConfig
@@ -40,17 +25,9 @@ print(type(transport).__name__, sorted(frame))
 """
 
 
-def test_openpi_client_side_runs_without_torch_zenoh_or_pydantic():
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(PROGRAM)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [
+def test_openpi_client_side_runs_without_torch_zenoh_or_pydantic(tmp_path: Path):
+    out = run_blocking(BLOCKED, PROGRAM, tmp_path)
+    assert out.split() == [
         "OpenPIClientTransport",
         "['observation/exterior_image_1_left',",
         "'observation/gripper_position',",
