@@ -32,6 +32,12 @@ from tests.support.waiting import wait_for
 
 CAMERAS = (CameraSpec("front", IMAGE_SIZE, IMAGE_SIZE), CameraSpec("wrist", IMAGE_SIZE, IMAGE_SIZE))
 ARM = RobotLayout(("j0", "j1", "j2"), ("s0", "s1", "s2"), CAMERAS)
+PROBE_LAYOUT = RobotLayout(
+    ("joint_0", "joint_1", "joint_2", "front_mean", "wrist_mean", "episode_requests"),
+    ("s0", "s1", "s2"),
+    CAMERAS,
+)
+"""What the probe policy serves with `state_dim: 3`: its action names, in order."""
 
 
 def open_request(layout: RobotLayout = ARM) -> SessionOpen:
@@ -181,18 +187,13 @@ def test_unreachable_server_raises_server_unreachable(transports):
 
 def test_policylink_server_declares_its_policy_and_keys(serve, transports):
     served = serve(policy_params={"state_dim": 3})
-    layout = RobotLayout(
-        ("joint_0", "joint_1", "joint_2", "front_mean", "wrist_mean", "episode_requests"),
-        ("s0", "s1", "s2"),
-        CAMERAS,
-    )
     replies = Replies()
     transport = connected(served.url(), transports, replies)
-    ack = transport.handshake(open_request(layout), timeout_s=5)
+    ack = transport.handshake(open_request(PROBE_LAYOUT), timeout_s=5)
     transport.send(header(1), observation([7.0, 0.0, 0.0]))
     _, chunk = replies.next()
     assert isinstance(ack, SessionAck) and ack.capabilities.action_names == list(
-        layout.action_names
+        PROBE_LAYOUT.action_names
     )
     assert ack.capabilities.chunk_size == 5
     assert isinstance(chunk, ActionChunk) and chunk.chunk_robot[0, 0] == 7
@@ -201,14 +202,9 @@ def test_policylink_server_declares_its_policy_and_keys(serve, transports):
 
 def test_reset_reaches_a_policylink_server_and_starts_a_new_episode(serve, transports):
     served = serve(policy_params={"state_dim": 3})
-    layout = RobotLayout(
-        ("joint_0", "joint_1", "joint_2", "front_mean", "wrist_mean", "episode_requests"),
-        ("s0", "s1", "s2"),
-        CAMERAS,
-    )
     replies = Replies()
     transport = connected(served.url(), transports, replies)
-    ack = transport.handshake(open_request(layout), timeout_s=5)
+    ack = transport.handshake(open_request(PROBE_LAYOUT), timeout_s=5)
     counts = []
     for seq in (1, 2):
         transport.send(header(seq), observation([0.0, 0.0, 0.0]))
