@@ -75,6 +75,14 @@ class _Frame:
     def y(self, value: float) -> float:
         return self.bottom - (value - self.y0) / (self.y1 - self.y0) * (self.bottom - self.top)
 
+    def bar(self, x: float, width: float, value: float, fill: str) -> str:
+        """A bar standing on the x axis up to `value`; `fill` holds its fill attributes."""
+        y = self.y(value)
+        return (
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" '
+            f'height="{self.bottom - y:.1f}" {fill}/>'
+        )
+
     def axes(
         self, x_label: str, y_label: str, *, x_ticks: bool = True, y_ticks: bool = True
     ) -> list[str]:
@@ -171,11 +179,8 @@ def histogram(
             if not count:
                 continue
             x0, x1 = frame.x(low + index * width), frame.x(low + (index + 1) * width)
-            y = frame.y(count)
-            body.append(
-                f'<rect x="{x0:.1f}" y="{y:.1f}" width="{max(x1 - x0 - 1, 1):.1f}" '
-                f'height="{frame.bottom - y:.1f}" fill="{colour}" fill-opacity="0.6"/>'
-            )
+            fill = f'fill="{colour}" fill-opacity="0.6"'
+            body.append(frame.bar(x0, max(x1 - x0 - 1, 1), count, fill))
     return _svg(title, body, [(name, colour) for name, _, colour in groups])
 
 
@@ -204,11 +209,7 @@ def bar_chart(
             if value is None:
                 continue
             x = centre - slot * 0.4 + position * bar
-            y = frame.y(value)
-            body.append(
-                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar - 1:.1f}" '
-                f'height="{frame.bottom - y:.1f}" fill="{colour}"/>'
-            )
+            body.append(frame.bar(x, bar - 1, value, f'fill="{colour}"'))
     return _svg(title, body, [(name, colour) for name, _, colour in groups])
 
 
