@@ -32,7 +32,7 @@ import numpy as np
 
 from benchmarks.frames import camera_frame
 from benchmarks.round_trips import one_in_flight
-from policylink.policy.base import ChunkBatch, PolicySpec, Processor, Sample
+from policylink.policy.base import ChunkBatch, PassThroughProcessor, PolicySpec, Processor
 from policylink.transport.ports import free_port
 from policylink.wire.messages import CameraSpec, Observation
 
@@ -52,17 +52,6 @@ PEERS_FOR_SCALE = {
 }
 
 
-class _Identity:
-    def preprocess(self, obs: Observation) -> Sample:
-        return {"state": obs.state}
-
-    def postprocess(self, chunk_model: np.ndarray) -> np.ndarray:
-        return chunk_model
-
-    def reset(self) -> None:
-        """Stateless."""
-
-
 class NullPolicy:
     """Zeros at once: a 0 ms forward, so every millisecond measured is overhead."""
 
@@ -80,7 +69,7 @@ class NullPolicy:
         return self._spec
 
     def make_processor(self) -> Processor:
-        return _Identity()
+        return PassThroughProcessor()
 
     def reset(self) -> None:
         """Stateless."""

@@ -8,23 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from policylink.policy.base import ChunkBatch, PolicySpec, Sample
+from policylink.policy.base import ChunkBatch, PassThroughProcessor, PolicySpec
 from policylink.policy.registry import PolicyConfig
-from policylink.wire.messages import CameraSpec, Observation
+from policylink.wire.messages import CameraSpec
 
 FAMILY = "tests.cartpole"
 CHUNK = 4
-
-
-class _PassThrough:
-    def preprocess(self, obs: Observation) -> Sample:
-        return {"state": obs.state}
-
-    def postprocess(self, chunk_model: np.ndarray) -> np.ndarray:
-        return chunk_model
-
-    def reset(self) -> None:
-        """Nothing is kept between requests."""
 
 
 class CartPoleHeuristic:
@@ -37,8 +26,8 @@ class CartPoleHeuristic:
         trained_fps=30.0,
     )
 
-    def make_processor(self) -> _PassThrough:
-        return _PassThrough()
+    def make_processor(self) -> PassThroughProcessor:
+        return PassThroughProcessor()
 
     def reset(self) -> None:
         """Stateless."""

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from policylink.policy.base import ChunkBatch, PolicySpec, Processor
+from policylink.policy.base import ChunkBatch, PassThroughProcessor, PolicySpec, Processor
 from policylink.policy.registry import PolicyConfig
-from policylink.policy.transformer import PassThroughProcessor
 from policylink.wire.messages import CameraSpec
 
 ECHO_FAMILY = "tests.echo"

@@ -86,6 +86,20 @@ class Processor(Protocol):
         ...
 
 
+class PassThroughProcessor:
+    """For policies whose model space is robot space: the sample is the observation's state,
+    images and task, and the chunk goes back to the robot as it is."""
+
+    def preprocess(self, obs: Observation) -> Sample:
+        return {"state": obs.state, "images": obs.images, "task": obs.task}
+
+    def postprocess(self, chunk_model: np.ndarray) -> np.ndarray:
+        return chunk_model
+
+    def reset(self) -> None:
+        """Nothing is kept between requests."""
+
+
 @runtime_checkable
 class Policy(Protocol):
     @property

@@ -21,9 +21,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional
 
-from policylink.policy.base import ChunkBatch, PolicySpec, Processor, Sample
+from policylink.policy.base import ChunkBatch, PassThroughProcessor, PolicySpec, Processor
 from policylink.policy.registry import PolicyConfig
-from policylink.wire.messages import CameraSpec, Observation
+from policylink.wire.messages import CameraSpec
 
 FAMILY = "policylink.transformer"
 CONFIG_FILE = "config.json"
@@ -149,19 +149,6 @@ class ChunkTransformer(nn.Module):
 def task_bucket(task: str) -> int:
     """Stable across processes (unlike `hash`), so a checkpoint means the same on every host."""
     return zlib.crc32(task.encode()) % TASK_BUCKETS
-
-
-class PassThroughProcessor:
-    """Model space is robot space for this policy; the processor only shapes the sample."""
-
-    def preprocess(self, obs: Observation) -> Sample:
-        return {"state": obs.state, "images": obs.images, "task": obs.task}
-
-    def postprocess(self, chunk_model: np.ndarray) -> np.ndarray:
-        return chunk_model
-
-    def reset(self) -> None:
-        """Nothing is kept between requests."""
 
 
 def blend_prefix(chunk: np.ndarray, prefix: np.ndarray | None, delay: int) -> np.ndarray:
