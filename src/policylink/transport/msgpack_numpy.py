@@ -112,15 +112,7 @@ def unpackb(data: bytes | bytearray | memoryview, limits: DecodeLimits = DEFAULT
 
     try:
         return msgpack.unpackb(
-            data,
-            raw=False,
-            object_hook=hook,
-            strict_map_key=True,
-            max_str_len=limits.max_string_bytes,
-            max_bin_len=limits.max_message_bytes,
-            max_array_len=limits.max_items,
-            max_map_len=limits.max_items,
-            max_ext_len=0,
+            data, raw=False, object_hook=hook, strict_map_key=True, **limits.msgpack_caps()
         )
     except WireError:
         raise

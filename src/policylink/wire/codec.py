@@ -50,15 +50,7 @@ def _unpack(data: bytes | bytearray | memoryview, limits: DecodeLimits, what: st
         )
     try:
         body = msgpack.unpackb(
-            data,
-            raw=False,
-            strict_map_key=True,
-            use_list=True,
-            max_str_len=limits.max_string_bytes,
-            max_bin_len=limits.max_message_bytes,
-            max_array_len=limits.max_items,
-            max_map_len=limits.max_items,
-            max_ext_len=0,
+            data, raw=False, strict_map_key=True, use_list=True, **limits.msgpack_caps()
         )
     except Exception as exc:  # msgpack raises a zoo of types for bad bytes
         raise DecodeError(f"{what}: not a valid msgpack body ({type(exc).__name__})") from None

@@ -22,5 +22,17 @@ class DecodeLimits:
     max_string_bytes: int = 64 * 1024
     max_items: int = 4096
 
+    def msgpack_caps(self) -> dict[str, int]:
+        """msgpack's own length caps, for `msgpack.unpackb`: a hostile length prefix is refused
+        before the unpacker allocates for it, and ext types, which no protocol here uses, are
+        refused outright."""
+        return {
+            "max_str_len": self.max_string_bytes,
+            "max_bin_len": self.max_message_bytes,
+            "max_array_len": self.max_items,
+            "max_map_len": self.max_items,
+            "max_ext_len": 0,
+        }
+
 
 DEFAULT_LIMITS = DecodeLimits()
