@@ -65,32 +65,38 @@ def submit(core: ServerCore, served: Served, ack: wire.SessionAck, client: str, 
     core.submit_observation(ack.session_id, header, obs, lambda o: o, served.to(client))
 
 
-def test_waiting_session_is_served_before_a_busy_one_goes_again(gated):
-    core, policy = gated
+def busy_then_waiting(
+    core: ServerCore,
+    policy: GatedPolicy,
+    busy: tuple[str, wire.SessionAck],
+    waiting: tuple[str, wire.SessionAck],
+) -> list[tuple[str, int]]:
+    """`busy` sends #1 and, while #1 is in the forward, #2; `waiting` sends #1 meanwhile.
+    Returns the order the three requests were served in."""
     served = Served()
-    fast, slow = open_session(core, "fast"), open_session(core, "slow")
-    submit(core, served, fast, "fast", 1)
-    assert policy.entered.acquire(timeout=10)  # fast#1 is in the forward
-    submit(core, served, fast, "fast", 2)
-    submit(core, served, slow, "slow", 1)
+    (busy_client, busy_ack), (waiting_client, waiting_ack) = busy, waiting
+    submit(core, served, busy_ack, busy_client, 1)
+    assert policy.entered.acquire(timeout=10)  # busy#1 is in the forward
+    submit(core, served, busy_ack, busy_client, 2)
+    submit(core, served, waiting_ack, waiting_client, 1)
     for _ in range(3):
         policy.release()
     wait_for(lambda: len(served.replies) == 3, what="three replies")
-    assert served.order() == [("fast", 1), ("slow", 1), ("fast", 2)]
+    return served.order()
+
+
+def test_waiting_session_is_served_before_a_busy_one_goes_again(gated):
+    core, policy = gated
+    fast, slow = open_session(core, "fast"), open_session(core, "slow")
+    order = busy_then_waiting(core, policy, ("fast", fast), ("slow", slow))
+    assert order == [("fast", 1), ("slow", 1), ("fast", 2)]
 
 
 def test_rotation_wraps_to_sessions_opened_earlier(gated):
     core, policy = gated
-    served = Served()
     early, late = open_session(core, "early"), open_session(core, "late")
-    submit(core, served, late, "late", 1)
-    assert policy.entered.acquire(timeout=10)
-    submit(core, served, late, "late", 2)
-    submit(core, served, early, "early", 1)
-    for _ in range(3):
-        policy.release()
-    wait_for(lambda: len(served.replies) == 3, what="three replies")
-    assert served.order() == [("late", 1), ("early", 1), ("late", 2)]
+    order = busy_then_waiting(core, policy, ("late", late), ("early", early))
+    assert order == [("late", 1), ("early", 1), ("late", 2)]
 
 
 def test_newer_observation_supersedes_unserved_one_and_is_reported(gated):
