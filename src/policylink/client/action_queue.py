@@ -6,6 +6,15 @@ follows from that alignment: the rows for ticks that were already played while t
 in flight are in the past and are dropped, and what remains continues exactly where the robot
 is now. Two copies of every row are kept: model space (what an RTC policy is conditioned on
 next time) and robot space (what the motors receive).
+
+`pop` runs on the control thread every tick, so it takes no lock: a lock the worker holds
+makes the control thread sleep, and on a busy machine a sleeping thread can wait a whole
+scheduler tick (milliseconds) to run again. Instead the rows live in an immutable `_Rows`
+keyed by absolute tick index, which writers replace with one attribute assignment (atomic
+under the interpreter lock), and only the control thread advances the consumption index. A
+pop that read the rows just before a merge replaced them plays the old row for its tick, and
+the new rows for that tick are skipped by index: the same outcome as a pop just before the
+merge.
 """
 
 from __future__ import annotations
@@ -40,91 +49,104 @@ class MergeResult:
     delay_error: int
 
 
-class ActionQueue:
-    """Thread-safe: the control thread pops while a worker merges and snapshots.
+@dataclass(frozen=True)
+class _Rows:
+    """Aligned rows for ticks `start, start + 1, ...`; never mutated once published.
 
-    `replace=True` is RTC semantics: a new chunk replaces whatever was left, because it was
-    generated to continue the left-over prefix it was sent. `replace=False` appends a chunk
-    behind the unexecuted remainder (chunking policies without RTC). The consumption index
-    never decreases, not even on `clear()`, so `index - index_at_send` is always the number of
-    actions played while a request was in flight.
+    `born` holds each row's source-observation time (monotonic ns), non-decreasing.
+    """
+
+    start: int
+    model: np.ndarray
+    robot: np.ndarray
+    born: np.ndarray
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.born)
+
+    def after(self, index: int) -> slice:
+        return slice(max(0, index - self.start), len(self.born))
+
+
+class ActionQueue:
+    """The control thread pops; a worker merges, snapshots and clears.
+
+    `pop` must only ever be called from one thread. `replace=True` is RTC semantics: a new
+    chunk replaces whatever was left, because it was generated to continue the left-over
+    prefix it was sent. `replace=False` appends a chunk behind the unexecuted remainder
+    (chunking policies without RTC). The consumption index never decreases, not even on
+    `clear()`, so `index - index_at_send` is always the number of actions played while a
+    request was in flight.
     """
 
     def __init__(self, replace: bool) -> None:
         self.replace = replace
-        self._lock = threading.Lock()
-        # Guarded by _lock: the rows still to play start at _head in the three aligned arrays;
-        # _born holds each row's source-observation time (monotonic ns), non-decreasing.
-        self._model = np.zeros((0, 0), dtype=np.float32)
-        self._robot = np.zeros((0, 0), dtype=np.float32)
-        self._born = np.zeros(0, dtype=np.int64)
-        self._head = 0
+        empty = np.zeros((0, 0), dtype=np.float32)
+        # Replaced whole by writers, read without a lock by everyone.
+        self._rows = _Rows(0, empty, empty, np.zeros(0, dtype=np.int64))
+        # Written by the pop thread only: actions consumed (played or expired) since creation.
         self._index = 0
+        # Serialises writers (merge, clear) with each other; `pop` never takes it.
+        self._write_lock = threading.Lock()
 
     @property
     def index(self) -> int:
         """Actions consumed since creation: played plus expired."""
-        with self._lock:
-            return self._index
+        return self._index
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._born) - self._head
+        return max(0, self._rows.end - self._index)
 
     def pop(self, now_ns: int, max_age_ns: int) -> tuple[np.ndarray | None, int]:
         """The next action younger than `max_age_ns`, and how many older ones were discarded.
 
         Expired rows count as consumed: their ticks are gone whether or not they were played.
         """
-        with self._lock:
-            head, born = self._head, self._born
-            if head >= len(born):
-                return None, 0
-            expired = 0
-            if now_ns - born[head] > max_age_ns:
-                cutoff = now_ns - max_age_ns
-                fresh = head + int(np.searchsorted(born[head:], cutoff, side="left"))
-                expired = fresh - head
-                head = fresh
-                self._index += expired
-            if head >= len(born):
-                self._head = head
-                return None, expired
-            self._head = head + 1
-            self._index += 1
-            return self._robot[head].copy(), expired
+        rows, index = self._rows, self._index
+        at = index - rows.start
+        if at < 0 or at >= len(rows.born):
+            return None, 0
+        expired = 0
+        born = rows.born
+        if now_ns - born[at] > max_age_ns:
+            fresh = at + int(np.searchsorted(born[at:], now_ns - max_age_ns, side="left"))
+            expired = fresh - at
+            at = fresh
+        if at >= len(born):
+            self._index = index + expired
+            return None, expired
+        self._index = index + expired + 1
+        return rows.robot[at].copy(), expired
 
     def has_fresh(self, now_ns: int, max_age_ns: int) -> bool:
         """Whether a pop now would return an action (the newest row is the youngest)."""
-        with self._lock:
-            return self._head < len(self._born) and now_ns - self._born[-1] <= max_age_ns
+        rows = self._rows
+        return self._index < rows.end and now_ns - rows.born[-1] <= max_age_ns
 
     def snapshot(self, horizon: int | None = None) -> QueueSnapshot:
         """The consumption index and (at most `horizon` rows of) the unexecuted left-over."""
-        with self._lock:
-            if self._head >= len(self._born):
-                return QueueSnapshot(self._index, None, None)
-            end = len(self._born) if horizon is None else min(len(self._born), self._head + horizon)
-            return QueueSnapshot(
-                self._index,
-                self._model[self._head : end].copy(),
-                self._robot[self._head : end].copy(),
-            )
+        rows, index = self._rows, self._index
+        if index >= rows.end:
+            return QueueSnapshot(index, None, None)
+        left = rows.after(index)
+        end = left.stop if horizon is None else min(left.stop, left.start + horizon)
+        return QueueSnapshot(
+            index,
+            rows.model[left.start : end].copy(),
+            rows.robot[left.start : end].copy(),
+        )
 
     def left_over(self) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the unexecuted rows, model space then robot space."""
-        with self._lock:
-            return self._model[self._head :].copy(), self._robot[self._head :].copy()
+        model, robot, _ = self.contents()
+        return model, robot
 
     def contents(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Copies of the unexecuted rows and their source-observation times."""
-        with self._lock:
-            head = self._head
-            return (
-                self._model[head:].copy(),
-                self._robot[head:].copy(),
-                self._born[head:].copy(),
-            )
+        rows = self._rows
+        left = rows.after(self._index)
+        return rows.model[left].copy(), rows.robot[left].copy(), rows.born[left].copy()
 
     def merge(
         self,
@@ -142,8 +164,10 @@ class ActionQueue:
         keeps playback continuous either way, and the first chunk of an episode (nothing
         played while it was computed) is kept whole.
         """
-        chunk_model = np.asarray(chunk_model, dtype=np.float32)
-        chunk_robot = np.asarray(chunk_robot, dtype=np.float32)
+        # Fresh arrays, never views into the caller's chunk: a decoded chunk is read-only and
+        # a caller may reuse its buffer.
+        chunk_model = np.array(chunk_model, dtype=np.float32)
+        chunk_robot = np.array(chunk_robot, dtype=np.float32)
         if chunk_model.ndim != 2 or chunk_robot.ndim != 2:
             raise ValueError(
                 f"chunks must be [T, A]; got model {chunk_model.shape}, robot {chunk_robot.shape}"
@@ -153,41 +177,40 @@ class ActionQueue:
                 f"model and robot chunks must have the same length; got {len(chunk_model)} "
                 f"and {len(chunk_robot)}"
             )
-        with self._lock:
-            consumed = self._index - index_at_send
+        born = np.full(len(chunk_robot), born_ns, dtype=np.int64)
+        with self._write_lock:
+            index = self._index
+            consumed = index - index_at_send
             if consumed < 0:
                 raise ValueError(
-                    f"index_at_send={index_at_send} is ahead of the queue's index {self._index}; "
+                    f"index_at_send={index_at_send} is ahead of the queue's index {index}; "
                     "snapshot it from this queue when the request is sent"
                 )
-            born = np.full(len(chunk_robot), born_ns, dtype=np.int64)
             if self.replace:
+                # Row i answers tick index_at_send + i: rows already in the past are never
+                # reached by the index, which is what trims them.
                 trimmed = min(consumed, len(chunk_robot))
-                self._set(chunk_model[trimmed:], chunk_robot[trimmed:], born[trimmed:])
+                rows = _Rows(index_at_send, chunk_model, chunk_robot, born)
             else:
                 trimmed = 0
-                head = self._head
-                if head < len(self._born):
-                    self._check_width("model", self._model, chunk_model)
-                    self._check_width("robot", self._robot, chunk_robot)
-                    chunk_model = np.concatenate([self._model[head:], chunk_model])
-                    chunk_robot = np.concatenate([self._robot[head:], chunk_robot])
-                    born = np.concatenate([self._born[head:], born])
-                self._set(chunk_model, chunk_robot, born)
-            return MergeResult(consumed, trimmed, len(self._born), consumed - delay)
+                old = self._rows
+                if index < old.end:
+                    self._check_width("model", old.model, chunk_model)
+                    self._check_width("robot", old.robot, chunk_robot)
+                    left = old.after(index)
+                    chunk_model = np.concatenate([old.model[left], chunk_model])
+                    chunk_robot = np.concatenate([old.robot[left], chunk_robot])
+                    born = np.concatenate([old.born[left], born])
+                rows = _Rows(index, chunk_model, chunk_robot, born)
+            self._rows = rows
+            return MergeResult(consumed, trimmed, max(0, rows.end - index), consumed - delay)
 
     def clear(self) -> None:
         """Drop every unexecuted row; the consumption index is kept."""
-        with self._lock:
-            self._head = len(self._born)
-
-    def _set(self, model: np.ndarray, robot: np.ndarray, born: np.ndarray) -> None:
-        # Fresh arrays, never views into the caller's chunk: a decoded chunk is read-only and
-        # a caller may reuse its buffer.
-        self._model = np.array(model, dtype=np.float32)
-        self._robot = np.array(robot, dtype=np.float32)
-        self._born = np.array(born, dtype=np.int64)
-        self._head = 0
+        with self._write_lock:
+            rows = self._rows
+            # Starting at the current index keeps the queue empty however far it advances.
+            self._rows = _Rows(self._index, rows.model[:0], rows.robot[:0], rows.born[:0])
 
     @staticmethod
     def _check_width(space: str, queued: np.ndarray, chunk: np.ndarray) -> None:
