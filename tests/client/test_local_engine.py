@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -51,6 +52,31 @@ def test_a_chunk_plays_back_in_order_then_the_robot_holds(engines: list[LocalEng
     played = [engine.get_action() for _ in range(5)]
     assert [a[0] for a in played[:4]] == [5.0, 6.0, 7.0, 8.0]
     assert played[4] is None
+
+
+def test_the_control_thread_never_waits_for_a_lock_the_worker_holds(
+    engines: list[LocalEngine],
+) -> None:
+    engine = start(engines, TracePolicy(chunk_size=2))
+    engine.notify_observation(obs(5.0))
+    wait_for(lambda: engine.stats.chunks_merged == 1, what="first chunk")
+    played: list[float | None] = []
+
+    def tick() -> None:
+        for _ in range(3):
+            engine.notify_observation(obs(6.0))
+            action = engine.get_action()
+            played.append(None if action is None else float(action[0]))
+
+    control = threading.Thread(target=tick, name="test-control-loop")
+    # A worker caught mid-merge holds both locks; the control loop must play on regardless.
+    with engine._lock, engine._queue._write_lock:
+        control.start()
+        control.join(timeout=10)
+        finished = not control.is_alive()
+    control.join()
+    assert finished
+    assert played == [5.0, 6.0, None]
 
 
 def test_zero_fallback_commands_zeros(engines: list[LocalEngine]) -> None:

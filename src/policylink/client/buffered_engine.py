@@ -10,6 +10,11 @@ local inference thread, or the caller itself for `SyncEngine`) calls `_take_requ
   session_epoch)`; anything else is dropped and counted;
 - an action older than `max_action_age_s`, counted from the observation it answers, is never
   returned; when nothing fresh is left the configured fallback is.
+
+The control thread's two calls take no lock a worker can hold, so they never sleep: on a busy
+machine a thread that sleeps can wait a whole scheduler tick (milliseconds) to run again. The
+queue pops without a lock, the observation slot is a one-slot deque, the worker is woken by a
+`Wakeup` that never blocks, and what the control thread counts it counts alone.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from policylink.client.engine import EngineState, EngineStats
 from policylink.client.latency import NS_PER_S, LatencyTracker
 from policylink.client.observation_slot import ObservationSlot
 from policylink.client.robot import RobotLayout
+from policylink.client.wakeup import Wakeup
 from policylink.wire.header import Header, MsgType
 from policylink.wire.messages import ActionChunk, ErrorReply, Observation, SessionAck
 from policylink.wire.schema import SCHEMA_VERSION
@@ -91,8 +97,6 @@ class _Counters:
     malformed_replies: int = 0
     timeouts: int = 0
     reconnects: int = 0
-    actions_expired: int = 0
-    fallback_ticks: int = 0
     superseded: int = 0
 
 
@@ -116,17 +120,22 @@ class BufferedEngine:
         self._queue = ActionQueue(replace=config.rtc)
         self._slot = ObservationSlot()
         self._latency = LatencyTracker()
-        self._wake_event = threading.Event()
+        self._wakeup = Wakeup()
         # Wake-up requests from the worker to the control thread, plain flags: the worker
         # raises one *before* it checks its condition, so a wake-up is never missed.
         self._wants_observation = False
         self._wants_low_buffer = False
         # Written and read by the control thread only (get_action, reset).
         self._last_action: np.ndarray | None = None
+        # Written by the control thread only, read anywhere without a lock (an int read is
+        # atomic): actions discarded for age, and get_action() calls answered by the fallback.
+        self._actions_expired = 0
+        self._fallback_ticks = 0
         self._lock = threading.Lock()
         # Guarded by _lock: lifecycle and request identity (state, episode, seq, epoch,
-        # schema, pending request, episode_start flag), trouble and pause bookkeeping, the
-        # offline clock, counters and the transition log. Taken before the queue's own lock,
+        # schema, pending request, episode_start flag), trouble and pause bookkeeping (with
+        # the expiry count at the last merge), the offline clock, the worker's counters and
+        # the transition log. Taken before the queue's own lock,
         # never after it.
         self._state = EngineState.IDLE
         self._episode_id = 0
@@ -138,7 +147,7 @@ class BufferedEngine:
         self._pending: PendingRequest | None = None
         self._episode_start = True
         self._trouble: str | None = None
-        self._expired_since_merge = 0
+        self._expired_at_merge = 0
         self._paused_at_ns: int | None = None
         self._healthy_ns = time.monotonic_ns()
         self._counters = _Counters()
@@ -180,8 +189,8 @@ class BufferedEngine:
                 malformed_replies=c.malformed_replies,
                 timeouts=c.timeouts,
                 reconnects=c.reconnects,
-                actions_expired=c.actions_expired,
-                fallback_ticks=c.fallback_ticks,
+                actions_expired=self._actions_expired,
+                fallback_ticks=self._fallback_ticks,
                 queue_depth=len(self._queue),
                 last_rtt_ms=None if last is None else last * 1e3,
                 latency_estimate_ms=self._latency.estimate_s * 1e3,
@@ -207,14 +216,14 @@ class BufferedEngine:
         self._slot.put(obs, time.monotonic_ns())
         if self._wants_observation:
             self._wants_observation = False
-            self._wake_event.set()
+            self._wakeup.set()
 
     def get_action(self) -> np.ndarray | None:
         """The next fresh robot-space action, or the fallback. Never blocks on I/O."""
         action = self._pop_fresh()
         if self._wants_low_buffer and self._buffer_low():
             self._wants_low_buffer = False
-            self._wake_event.set()
+            self._wakeup.set()
         return action if action is not None else self._fallback_tick()
 
     def pause(self) -> None:
@@ -252,11 +261,10 @@ class BufferedEngine:
 
     def _wake(self) -> None:
         """Tell the worker (if the engine has one) that something changed."""
-        self._wake_event.set()
+        self._wakeup.set()
 
     def _wait_for_work(self, timeout_s: float) -> None:
-        self._wake_event.wait(timeout_s)
-        self._wake_event.clear()
+        self._wakeup.wait(timeout_s)
 
     def _on_reset(self, episode_id: int) -> None:
         """Hook for engines that tell their server about episode boundaries."""
@@ -381,7 +389,7 @@ class BufferedEngine:
             self._last_queue_wait_ms = msg.queue_wait_ms
             self._last_inference_ms = msg.inference_ms
             self._trouble = None
-            self._expired_since_merge = 0
+            self._expired_at_merge = self._actions_expired
             self._healthy_ns = received_ns
             return Outcome.MERGED
 
@@ -421,7 +429,7 @@ class BufferedEngine:
         with self._lock:
             trouble = self._trouble
             pending = self._pending
-            expired = self._expired_since_merge
+            expired = self._actions_expired - self._expired_at_merge
         fresh = self._queue.has_fresh(now_ns, self._max_age_ns)
         if trouble is None and pending is not None and now_ns - pending.sent_ns > self._degraded_ns:
             late_s = (now_ns - pending.sent_ns) / NS_PER_S
@@ -497,17 +505,13 @@ class BufferedEngine:
 
     def _pop_fresh(self) -> np.ndarray | None:
         action, expired = self._queue.pop(time.monotonic_ns(), self._max_age_ns)
-        if expired:
-            with self._lock:
-                self._counters.actions_expired += expired
-                self._expired_since_merge += expired
+        self._actions_expired += expired
         if action is not None:
             self._last_action = action
         return action
 
     def _fallback_tick(self) -> np.ndarray | None:
-        with self._lock:
-            self._counters.fallback_ticks += 1
+        self._fallback_ticks += 1
         return self._fallback()
 
     def _fallback(self) -> np.ndarray | None:

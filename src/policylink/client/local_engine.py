@@ -80,7 +80,7 @@ class LocalEngine(BufferedEngine):
 
     def stop(self) -> None:
         self._stop_event.set()
-        self._wake_event.set()
+        self._wakeup.set()
         thread, self._thread = self._thread, None
         # The shutdown callback runs on the worker and may call stop(): it cannot join itself.
         if thread is not None and thread is not threading.current_thread():

@@ -108,7 +108,7 @@ class RemoteEngine(BufferedEngine):
     def stop(self) -> None:
         """Stop the worker, close the session and the link. Idempotent."""
         self._stop_event.set()
-        self._wake_event.set()
+        self._wakeup.set()
         thread, self._thread = self._thread, None
         # The shutdown callback runs on the worker and may call stop(): it cannot join itself.
         if thread is not None and thread is not threading.current_thread():
@@ -124,7 +124,7 @@ class RemoteEngine(BufferedEngine):
 
     def _on_reply(self, header: Header, msg: ActionChunk | ErrorReply) -> None:
         self._inbox.append((header, msg, time.monotonic_ns()))
-        self._wake_event.set()
+        self._wakeup.set()
 
     def _run(self) -> None:
         while not self._stop_event.is_set() and not self.failed:
