@@ -54,6 +54,31 @@ def _attachment(sample_or_query: zenoh.Sample | zenoh.Query) -> bytes | None:
     return None if attachment is None else attachment.to_bytes()
 
 
+class _ActionLink:
+    """One robot's action publisher, safe to close while the worker is publishing on it.
+
+    zenoh-python refuses (`Already borrowed`) to undeclare a publisher that another thread is
+    putting on, which is exactly what happens when a session closes during its forward; the lock
+    serialises the two, and a reply that comes after the close is dropped: nobody listens.
+    """
+
+    def __init__(self, publisher: zenoh.Publisher) -> None:
+        self._publisher: zenoh.Publisher | None = publisher
+        self._lock = threading.Lock()  # guards `_publisher` across put and undeclare
+
+    def send(self, header: Header, message: ActionChunk | ErrorReply) -> None:
+        body, attachment = encode_message(message), pack_header(header)
+        with self._lock:
+            if self._publisher is not None:
+                self._publisher.put(body, attachment=attachment)
+
+    def close(self) -> None:
+        with self._lock:
+            publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            publisher.undeclare()
+
+
 class ZenohServerSurface:
     """Owned by `ServerApp`: `start()`, then `withdraw()` (drop the liveliness token) and
     `stop()` when draining. Owns the liveliness GC thread."""
@@ -74,10 +99,10 @@ class ZenohServerSurface:
         self.session: zenoh.Session | None = None
         self._declared: list[zenoh.Queryable | zenoh.Subscriber] = []
         self._token: zenoh.LivelinessToken | None = None
-        # Guards `_publishers` (client → its action publisher and reply callable) and
+        # Guards `_publishers` (client → its action link) and
         # `_suspects` (client → (session id, deadline) of a dropped liveliness token).
         self._lock = threading.Lock()
-        self._publishers: dict[str, tuple[zenoh.Publisher, Reply]] = {}
+        self._publishers: dict[str, _ActionLink] = {}
         self._suspects: dict[str, tuple[str, float]] = {}
         self._stop = threading.Event()
         self._gc_thread = threading.Thread(
@@ -116,9 +141,9 @@ class ZenohServerSurface:
             entity.undeclare()
         self._declared = []
         with self._lock:
-            publishers, self._publishers = list(self._publishers.values()), {}
-        for publisher, _ in publishers:
-            publisher.undeclare()
+            links, self._publishers = list(self._publishers.values()), {}
+        for link in links:
+            link.close()
         if self.session is not None:
             self.session.close()
             self.session = None
@@ -234,21 +259,17 @@ class ZenohServerSurface:
 
     def _reply_for(self, client: str) -> Reply:
         with self._lock:
-            entry = self._publishers.get(client)
-        if entry is not None:
-            return entry[1]
+            link = self._publishers.get(client)
+        if link is not None:
+            return link.send
         if self.session is None:
             raise RuntimeError("the Zenoh surface is stopped")
-        publisher = declare_action_publisher(self.session, self.namespace.action(client))
-
-        def reply(header: Header, message: ActionChunk | ErrorReply) -> None:
-            publisher.put(encode_message(message), attachment=pack_header(header))
-
+        fresh = _ActionLink(declare_action_publisher(self.session, self.namespace.action(client)))
         with self._lock:
-            entry = self._publishers.setdefault(client, (publisher, reply))
-        if entry[0] is not publisher:  # another thread declared one first
-            publisher.undeclare()
-        return entry[1]
+            link = self._publishers.setdefault(client, fresh)
+        if link is not fresh:  # another thread declared one first
+            fresh.close()
+        return link.send
 
     def _reply_once(self, client: str) -> Reply:
         """For a client without a session: no publisher is kept for robots that never open one."""
@@ -268,11 +289,9 @@ class ZenohServerSurface:
         if reason == "replaced" or self.core.session_id_for_client(session.client) is not None:
             return
         with self._lock:
-            entry = self._publishers.pop(session.client, None)
-        if entry is not None:
-            entry[0].undeclare()
-
-    # --- liveliness GC ---------------------------------------------------------------------
+            link = self._publishers.pop(session.client, None)
+        if link is not None:
+            link.close()
 
     def _on_liveliness(self, sample: zenoh.Sample) -> None:
         try:
