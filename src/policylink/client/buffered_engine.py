@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Self
 
 import numpy as np
 
@@ -45,10 +46,6 @@ logger = logging.getLogger(__name__)
 ShutdownCallback = Callable[[str], None]
 
 _REQUESTING = frozenset({EngineState.STREAMING, EngineState.DEGRADED, EngineState.STALLED})
-# A worker with nothing to wait for still wakes this often for bookkeeping (state, expiry,
-# the offline budget). Everything urgent wakes it at once: waking it needlessly is not free,
-# since every wake-up makes a busy control thread hand over the interpreter lock.
-IDLE_WAIT_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -154,6 +151,21 @@ class BufferedEngine:
         self._last_queue_wait_ms: float | None = None
         self._last_inference_ms: float | None = None
         self._transitions: deque[Transition] = deque(maxlen=256)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Begin making requests; each engine defines how."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop making requests and release what `start()` took; idempotent."""
+        raise NotImplementedError
 
     @property
     def fps(self) -> float:
@@ -263,8 +275,9 @@ class BufferedEngine:
         """Tell the worker (if the engine has one) that something changed."""
         self._wakeup.set()
 
-    def _wait_for_work(self, timeout_s: float) -> None:
-        self._wakeup.wait(timeout_s)
+    def _require_idle(self) -> None:
+        if self.state is not EngineState.IDLE:
+            raise RuntimeError(f"start() called on an engine in state {self.state.value}")
 
     def _on_reset(self, episode_id: int) -> None:
         """Hook for engines that tell their server about episode boundaries."""

@@ -116,20 +116,9 @@ def connect_session(
 def contract_problem(ack: SessionAck, layout: RobotLayout, first: SessionAck | None) -> str:
     """Why chunks from this session must not drive this robot, or '' if they may."""
     caps = ack.capabilities
-    if tuple(caps.action_names) != layout.action_names:
-        return (
-            f"the served policy drives {list(caps.action_names)} but this robot's actions are "
-            f"{list(layout.action_names)}; chunk columns would reach the wrong motors"
-        )
-    if caps.state_dim != layout.state_dim:
-        return (
-            f"the served policy takes a state of {caps.state_dim} values but this robot "
-            f"reports {layout.state_dim}"
-        )
-    offered = {camera.name for camera in layout.cameras}
-    missing = [camera.name for camera in caps.cameras if camera.name not in offered]
-    if missing:
-        return f"the served policy needs cameras {missing} that this robot does not have"
+    problem = layout.mismatch("the served policy", caps.action_names, caps.state_dim, caps.cameras)
+    if problem:
+        return problem
     if not SCHEMA_MIN <= ack.schema_version <= SCHEMA_MAX:
         return (
             f"the server chose schema {ack.schema_version}, outside this client's "

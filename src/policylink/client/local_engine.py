@@ -10,21 +10,16 @@ thread; a policy exception fails that request only.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import numpy as np
 
-from policylink.client.buffered_engine import (
-    IDLE_WAIT_S,
-    BufferedEngine,
-    Outcome,
-    ShutdownCallback,
-)
+from policylink.client.buffered_engine import BufferedEngine, Outcome, ShutdownCallback
 from policylink.client.config import ClientConfig
 from policylink.client.engine import EngineState
 from policylink.client.robot import RobotLayout
-from policylink.policy.base import ChunkBatch, Policy, PolicySpec
+from policylink.client.worker import Worker
+from policylink.policy.base import ChunkBatch, Policy
 from policylink.wire.errors import ErrorCode
 from policylink.wire.messages import ActionChunk, ErrorReply, Observation
 from policylink.wire.schema import SCHEMA_VERSION
@@ -42,27 +37,25 @@ class LocalEngine(BufferedEngine):
         on_shutdown: ShutdownCallback | None = None,
     ) -> None:
         super().__init__(config, layout, on_shutdown)
-        problem = layout_problem(policy.spec, layout)
+        spec = policy.spec
+        problem = layout.mismatch("the policy", spec.action_names, spec.state_dim, spec.cameras)
         if problem:
             raise ValueError(problem)
         self._policy = policy
         self._processor = policy.make_processor()
-        self._rtc = config.rtc and policy.spec.supports_rtc
-        self._stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._rtc = config.rtc and spec.supports_rtc
+        self._worker = Worker(
+            f"policylink-local-{config.client_id}",
+            self._wakeup,
+            self._step,
+            on_error=self._abandon_pending,
+            finished=lambda: self.failed,
+        )
         # Inference-thread state: the episode the processor currently holds state for.
         self._episode: int | None = None
 
-    def __enter__(self) -> LocalEngine:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def start(self) -> None:
-        if self.state is not EngineState.IDLE:
-            raise RuntimeError(f"start() called on an engine in state {self.state.value}")
+        self._require_idle()
         self._configure_session(
             replace=self._rtc,
             horizon=self.config.rtc_horizon or None,
@@ -73,33 +66,15 @@ class LocalEngine(BufferedEngine):
         self._restart_offline_clock()
         mode = "RTC replace" if self._rtc else "append"
         self._set_state(EngineState.STREAMING, f"local policy {self._policy.spec.family}, {mode}")
-        self._thread = threading.Thread(
-            target=self._run, name=f"policylink-local-{self.config.client_id}", daemon=True
-        )
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop_event.set()
-        self._wakeup.set()
-        thread, self._thread = self._thread, None
-        # The shutdown callback runs on the worker and may call stop(): it cannot join itself.
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
+        # No time limit: the worker may be inside a slow forward, which cannot be cut short.
+        self._worker.stop()
         self._set_state(EngineState.STOPPED, "stopped by the caller")
 
-    def _run(self) -> None:
-        while not self._stop_event.is_set() and not self.failed:
-            self._wait_for_work(IDLE_WAIT_S)
-            try:
-                self._step()
-            except Exception as exc:
-                # A bug here must not silently end the thread: the robot would hold forever
-                # with no state change. Count it as trouble and keep going.
-                logger.exception("%s: inference step failed", self.config.client_id)
-                self._abandon_pending(f"engine error {type(exc).__name__}: {exc}")
-
-    def _step(self) -> None:
-        request = self._take_request(time.monotonic_ns())
+    def _step(self, now_ns: int) -> None:
+        request = self._take_request(now_ns)
         if request is not None:
             reply = self._infer(request.header.episode_id, request.observation)
             if self._accept(request.header, reply, time.monotonic_ns()) is Outcome.ERROR:
@@ -131,22 +106,3 @@ class LocalEngine(BufferedEngine):
                 ErrorCode.POLICY_ERROR,
                 f"policy failed on this request: {type(exc).__name__}: {exc}",
             )
-
-
-def layout_problem(spec: PolicySpec, layout: RobotLayout) -> str:
-    """Why this policy cannot drive this robot, or '' if it can."""
-    if spec.action_names != layout.action_names:
-        return (
-            f"the policy drives {list(spec.action_names)} but this robot's actions are "
-            f"{list(layout.action_names)}; chunk columns would reach the wrong motors"
-        )
-    if spec.state_dim != layout.state_dim:
-        return (
-            f"the policy takes a state of {spec.state_dim} values but this robot reports "
-            f"{layout.state_dim}"
-        )
-    offered = {camera.name for camera in layout.cameras}
-    missing = [camera.name for camera in spec.cameras if camera.name not in offered]
-    if missing:
-        return f"the policy needs cameras {missing} that this robot does not have"
-    return ""

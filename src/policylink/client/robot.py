@@ -9,7 +9,7 @@ converts between the robot's flat dicts and the wire's arrays.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -86,6 +86,30 @@ class RobotLayout:
     @property
     def state_dim(self) -> int:
         return len(self.state_names)
+
+    def mismatch(
+        self,
+        policy: str,
+        action_names: Sequence[str],
+        state_dim: int,
+        cameras: Iterable[CameraSpec],
+    ) -> str:
+        """Why `policy`, with these outputs and inputs, cannot drive this robot, or ''."""
+        if tuple(action_names) != self.action_names:
+            return (
+                f"{policy} drives {list(action_names)} but this robot's actions are "
+                f"{list(self.action_names)}; chunk columns would reach the wrong motors"
+            )
+        if state_dim != self.state_dim:
+            return (
+                f"{policy} takes a state of {state_dim} values but this robot reports "
+                f"{self.state_dim}"
+            )
+        offered = {camera.name for camera in self.cameras}
+        missing = [camera.name for camera in cameras if camera.name not in offered]
+        if missing:
+            return f"{policy} needs cameras {missing} that this robot does not have"
+        return ""
 
     def observation(self, raw: Mapping[str, Any], task: str = "") -> Observation:
         """A robot's observation dict → a wire observation (float32 state, camera images)."""
