@@ -31,6 +31,7 @@ def test_fallback_is_accepted_as_a_string() -> None:
         ("endpoint", "nonsense", "endpoint .nonsense. must look like <protocol>/<address>"),
         ("timeouts_before_reconnect", 0, "timeouts_before_reconnect must be at least 1"),
         ("rtc_horizon", -2, "rtc_horizon must be >= 0"),
+        ("switch_interval_s", -0.001, "switch_interval_s must be >= 0 seconds"),
     ],
 )
 def test_bad_values_are_refused_naming_the_field(field: str, value: object, message: str) -> None:

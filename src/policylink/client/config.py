@@ -80,6 +80,10 @@ class ClientConfig:
     reconnect_initial_backoff_s: float = 0.5
     reconnect_max_backoff_s: float = 10.0
     max_offline_s: float = 60.0
+    # Interpreter: the longest a thread waits for the interpreter lock before it makes the
+    # holder hand it over, while the engine's worker runs (process-wide; 0 = leave it alone).
+    # Python's 5 ms default would let the worker hold up the control loop for as long.
+    switch_interval_s: float = 0.0005
 
     def __post_init__(self) -> None:
         if not self.client_id:
@@ -136,6 +140,11 @@ class ClientConfig:
             _require_positive(name, getattr(self, name))
         if not math.isfinite(self.buffer_time_s) or self.buffer_time_s < 0:
             raise ValueError(f"buffer_time_s must be >= 0 seconds, got {self.buffer_time_s}")
+        if not math.isfinite(self.switch_interval_s) or self.switch_interval_s < 0:
+            raise ValueError(
+                "switch_interval_s must be >= 0 seconds (0 = leave the interpreter's setting "
+                f"alone), got {self.switch_interval_s}"
+            )
         if self.reconnect_max_backoff_s < self.reconnect_initial_backoff_s:
             raise ValueError(
                 f"reconnect_max_backoff_s ({self.reconnect_max_backoff_s}) must be at least "

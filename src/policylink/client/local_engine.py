@@ -50,6 +50,7 @@ class LocalEngine(BufferedEngine):
             self._step,
             on_error=self._abandon_pending,
             finished=lambda: self.failed,
+            switch_interval_s=config.switch_interval_s,
         )
         # Inference-thread state: the episode the processor currently holds state for.
         self._episode: int | None = None

@@ -51,6 +51,7 @@ class RemoteEngine(NetworkEngine):
             on_error=self._abandon_pending,
             finished=lambda: self.failed,
             wait_s=self._wait_s,
+            switch_interval_s=config.switch_interval_s,
         )
         # Guarded by the base class's _lock: the episode whose start the server has not been
         # told about yet (set by reset() on the control thread, cleared by the worker).

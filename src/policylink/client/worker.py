@@ -3,7 +3,8 @@
 It sleeps until woken (a reply landed, the buffer ran low, an observation it wanted arrived,
 `stop()`) or until the engine's next deadline, runs one step, and repeats until stopped or the
 engine is dead. A step that raises is logged and handed to `on_error`, and the loop goes on: a
-worker that ended silently would leave the robot holding forever with no state change.
+worker that ended silently would leave the robot holding forever with no state change. While
+it runs, the interpreter's switch interval is kept short (see `switch_interval`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from policylink.client.switch_interval import lower_switch_interval
 from policylink.client.wakeup import Wakeup
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ class Worker:
         on_error: Callable[[str], None],
         finished: Callable[[], bool],
         wait_s: Callable[[int], float] = lambda now_ns: IDLE_WAIT_S,
+        switch_interval_s: float = 0.0,
     ) -> None:
         self.name = name
         self._wakeup = wakeup
@@ -42,11 +45,14 @@ class Worker:
         self._on_error = on_error
         self._finished = finished
         self._wait_s = wait_s
+        self._switch_interval_s = switch_interval_s
         self._stopping = threading.Event()
         # Set and cleared by the owner's start() and stop() only.
         self._thread: threading.Thread | None = None
+        self._restore_switch_interval: Callable[[], None] = lambda: None
 
     def start(self) -> None:
+        self._restore_switch_interval = lower_switch_interval(self._switch_interval_s)
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
@@ -63,6 +69,7 @@ class Worker:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout_s)
             stopped = not thread.is_alive()
+        self._restore_switch_interval()
         return stopped
 
     def _run(self) -> None:
