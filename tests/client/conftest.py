@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,15 +11,10 @@ from policylink.client import ClientConfig, RemoteEngine, RobotLayout, SyncEngin
 from policylink.server import serving_modes
 from policylink.server.app import ServerApp
 from policylink.server.manifest import Manifest
+from policylink.transport.ports import free_port
 
 TRACE = "tests.client.policies:build_trace"
 ECHO = "tests.server.policies:build_echo"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def python_policy(factory: str, **params: Any) -> dict[str, Any]:

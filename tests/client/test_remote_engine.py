@@ -18,8 +18,9 @@ from policylink.client import (
     SyncEngine,
 )
 from policylink.server.app import ServerApp
+from policylink.transport.ports import free_port
 from policylink.wire import ErrorCode, Observation
-from tests.client.conftest import ECHO, TRACE, endpoint_of, free_port, python_policy
+from tests.client.conftest import ECHO, TRACE, endpoint_of, python_policy
 from tests.client.policies import RAISE_MARKER
 from tests.client.robots import MOTORS, ScriptedRobot
 from tests.client.waiting import offer_until, wait_for
