@@ -10,8 +10,7 @@ import pytest
 from policylink.client import ClientConfig, RemoteEngine, RobotLayout, SyncEngine
 from policylink.server import serving_modes
 from policylink.server.app import ServerApp
-from policylink.server.manifest import Manifest
-from policylink.transport.ports import free_port
+from tests.support.servers import in_process_servers
 
 TRACE = "tests.client.policies:build_trace"
 ECHO = "tests.server.policies:build_echo"
@@ -35,18 +34,8 @@ def shared_test_policies(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def start_server() -> Iterator[Callable[..., ServerApp]]:
     """`start_server(**manifest_fields)` → a started in-process server on a free port."""
-    apps: list[ServerApp] = []
-
-    def start(**fields: Any) -> ServerApp:
-        fields.setdefault("warmup_inferences", 1)
-        fields.setdefault("zenoh", {"listen": [f"tcp/127.0.0.1:{free_port()}"]})
-        app = ServerApp(Manifest.from_data(fields))
-        apps.append(app)
-        return app.start()
-
-    yield start
-    for app in apps:
-        app.stop()
+    with in_process_servers() as start:
+        yield lambda **fields: start(fields)
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from policylink.client import ClientConfig, EngineState, LocalEngine, RobotLayou
 from policylink.wire import Observation
 from tests.client.policies import RAISE_MARKER, TracePolicy
 from tests.client.robots import ScriptedRobot
-from tests.client.waiting import offer_until, wait_for
+from tests.client.waiting import offer_until
+from tests.support.waiting import wait_for
 
 LAYOUT = RobotLayout.of(ScriptedRobot())
 

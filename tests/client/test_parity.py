@@ -21,7 +21,7 @@ from policylink.wire import CameraSpec, Observation
 from tests.client.conftest import endpoint_of, python_policy
 from tests.client.policies import build_slow_transformer
 from tests.client.robots import MOTORS
-from tests.client.waiting import wait_for
+from tests.support.waiting import wait_for
 
 SLOW = "tests.client.policies:build_slow_transformer"
 PARAMS: dict[str, Any] = {

@@ -23,7 +23,8 @@ from policylink.wire import ErrorCode, Observation
 from tests.client.conftest import ECHO, TRACE, endpoint_of, python_policy
 from tests.client.policies import RAISE_MARKER
 from tests.client.robots import MOTORS, ScriptedRobot
-from tests.client.waiting import offer_until, wait_for
+from tests.client.waiting import offer_until
+from tests.support.waiting import wait_for
 
 LAYOUT = RobotLayout.of(ScriptedRobot())
 ECHO_LAYOUT = RobotLayout(tuple(f"joint_{i}" for i in range(3)), ("a", "b", "c"))

@@ -3,47 +3,19 @@ drives a RemoteEngine against a real server, and a LocalEngine with a numpy poli
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from collections.abc import Callable
 
 from policylink.server.app import ServerApp
 from tests.client.conftest import TRACE, endpoint_of, python_policy
 from tests.client.server_process import REPO
-
-NO_TORCH = """
-import sys
-
-class RefuseTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] == "torch":
-            raise ImportError(f"{name} is blocked for this test")
-        return None
-
-sys.meta_path.insert(0, RefuseTorch())
-"""
-
-
-def run_without_torch(code: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", NO_TORCH + textwrap.dedent(code)],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+from tests.support.blocked_imports import run_blocking
 
 
 def first_action_without_torch(engine: str) -> list[str]:
     """Starts `engine` (an expression over `layout`) in a torch-less interpreter, offers one
     observation of 2.0 and returns the first action's first value and whether torch loaded."""
-    return run_without_torch(
+    return run_blocking(
+        ("torch",),
         f"""
         import time
         import numpy as np
@@ -58,7 +30,8 @@ def first_action_without_torch(engine: str) -> list[str]:
             while engine.stats.chunks_merged == 0 and time.monotonic() < deadline:
                 time.sleep(0.01)
             print(engine.get_action()[0], "torch" in sys.modules)
-        """
+        """,
+        REPO,
     ).split()
 
 

@@ -1,25 +1,14 @@
-"""Polling with generous deadlines: busy 2-core machines make fixed sleeps flaky."""
+"""A control loop's side of polling: keep offering observations while waiting."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from policylink.wire import Observation
+from tests.support.waiting import wait_for
 
 T = TypeVar("T")
-
-
-def wait_for(condition: Callable[[], T], timeout_s: float = 20.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.002)
 
 
 def offer_until(
