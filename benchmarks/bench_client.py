@@ -14,7 +14,11 @@ so everything measured is overhead. This process is the robot.
   it blocks for a round trip whenever its queue is empty. The floor row runs the same call
   with no thread behind it: its maximum is the machine's scheduling noise at that moment (a
   busy 2-core machine preempts any process for milliseconds), against which the engines'
-  maxima are read.
+  maxima are read. Each row also counts the calls over 1 ms and 2 ms, and reports how long
+  the looping thread sat ready to run while the kernel ran other threads (Linux schedstat;
+  the worker, Zenoh's threads and the server process share the two cores with it): time lost
+  to preemption, which no engine code can give back, as opposed to waiting for a lock or the
+  interpreter.
 """
 
 from __future__ import annotations
@@ -163,9 +167,19 @@ def round_trips(endpoint: str, cameras: int, quality: int, count: int) -> dict[s
     }
 
 
+def ready_waiting_ms() -> float | None:
+    """Milliseconds this thread has spent runnable but not running, where the OS tells."""
+    try:
+        with open("/proc/thread-self/schedstat") as stats:
+            return int(stats.read().split()[1]) / 1e6
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def tight_loop(engine: Any, obs: Observation, seconds: float) -> dict[str, Any]:
     """`notify_observation` + timed `get_action` back to back for `seconds`."""
     durations, actions = [], 0
+    waited_before = ready_waiting_ms()
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         engine.notify_observation(obs)
@@ -173,7 +187,11 @@ def tight_loop(engine: Any, obs: Observation, seconds: float) -> dict[str, Any]:
         action = engine.get_action()
         durations.append(time.perf_counter_ns() - began)
         actions += action is not None
+    waited_after = ready_waiting_ms()
     us = np.asarray(durations) / 1e3
+    preempted = (
+        None if waited_before is None or waited_after is None else waited_after - waited_before
+    )
     return {
         "calls": len(us),
         "with_action": actions,
@@ -181,6 +199,9 @@ def tight_loop(engine: Any, obs: Observation, seconds: float) -> dict[str, Any]:
         "p99_us": float(np.percentile(us, 99)),
         "p999_us": float(np.percentile(us, 99.9)),
         "max_us": float(us.max()),
+        "calls_over_1ms": int((us > 1e3).sum()),
+        "calls_over_2ms": int((us > 2e3).sum()),
+        "preempted_ms": preempted,
     }
 
 
@@ -251,11 +272,16 @@ def print_tables(rtt: dict[str, dict[str, Any]], loops: dict[str, dict[str, Any]
         )
     print()
     print("get_action() in a tight loop, two JPEG cameras per observation (us)")
-    print(f"{'engine':<24} {'calls':>8} {'p50':>7} {'p99':>7} {'p99.9':>8} {'max':>9}")
+    print(
+        f"{'engine':<24} {'calls':>8} {'p50':>7} {'p99':>7} {'p99.9':>8} {'max':>9} "
+        f"{'>1ms':>5} {'>2ms':>5} {'preempted ms':>13}"
+    )
     for name, row in loops.items():
+        preempted = row["preempted_ms"]
         print(
             f"{name:<24} {row['calls']:>8} {row['p50_us']:>7.1f} {row['p99_us']:>7.1f} "
-            f"{row['p999_us']:>8.1f} {row['max_us']:>9.1f}"
+            f"{row['p999_us']:>8.1f} {row['max_us']:>9.1f} {row['calls_over_1ms']:>5} "
+            f"{row['calls_over_2ms']:>5} {'n/a' if preempted is None else f'{preempted:.0f}':>13}"
         )
     sync, streaming = loops["SyncEngine"], loops["RemoteEngine streaming"]
     print(
