@@ -19,6 +19,10 @@ so everything measured is overhead. This process is the robot.
   the worker, Zenoh's threads and the server process share the two cores with it): time lost
   to preemption, which no engine code can give back, as opposed to waiting for a lock or the
   interpreter.
+- A paced loop: 100 Hz, each tick spending 7 ms in Python after `get_action()` (a control
+  stack with real work to do), once with the interpreter's own switch interval and once with
+  the engine's shorter one (`ClientConfig.switch_interval_s`): how late each tick starts, the
+  slowest `get_action()`, and the engine's request round trip.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ STATE_DIM, CHUNK = 14, 50
 JOINTS = tuple(f"joint_{i}" for i in range(STATE_DIM))
 CAMERAS = ("top", "left_wrist", "right_wrist")
 WARMUP_REQUESTS = 20
+PACED_FPS = 100.0
+PACED_BUSY_S = 0.007
 PEERS_FOR_SCALE = {
     "LeRobot draft Zenoh engine (same hardware class)": {
         "state only": "0.70 / 1.3",
@@ -205,6 +211,38 @@ def tight_loop(engine: Any, obs: Observation, seconds: float) -> dict[str, Any]:
     }
 
 
+def busy_paced_loop(engine: Any, obs: Observation, seconds: float) -> dict[str, Any]:
+    """Ticks due every 1/PACED_FPS from the start, each busy in Python for PACED_BUSY_S."""
+    lateness_ms, call_us, rtt_ms = [], [], []
+    start = time.perf_counter()
+    tick = 0
+    while tick / PACED_FPS < seconds:
+        due = start + tick / PACED_FPS
+        now = time.perf_counter()
+        if due > now:
+            time.sleep(due - now)
+        lateness_ms.append((time.perf_counter() - due) * 1e3)
+        engine.notify_observation(obs)
+        began = time.perf_counter_ns()
+        engine.get_action()
+        call_us.append((time.perf_counter_ns() - began) / 1e3)
+        busy_until = time.perf_counter() + PACED_BUSY_S
+        while time.perf_counter() < busy_until:
+            pass
+        rtt = engine.stats.last_rtt_ms
+        if rtt is not None:
+            rtt_ms.append(rtt)
+        tick += 1
+    return {
+        "ticks": tick,
+        "late_p50_ms": float(np.percentile(lateness_ms, 50)),
+        "late_p99_ms": float(np.percentile(lateness_ms, 99)),
+        "late_max_ms": float(np.max(lateness_ms)),
+        "get_action_max_us": float(np.max(call_us)),
+        "request_rtt_p50_ms": float(np.percentile(rtt_ms, 50)),
+    }
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     from policylink.client import ClientConfig, RemoteEngine, RobotLayout, SyncEngine
     from policylink.client.buffered_engine import BufferedEngine
@@ -235,6 +273,14 @@ def run(quick: bool = False) -> dict[str, Any]:
             }
             with SyncEngine(ClientConfig(**config), layout) as sync:
                 sync_loop = tight_loop(sync, loaded_obs, loop_s)
+            paced = {}
+            for label, interval in (
+                (f"interpreter's {sys.getswitchinterval() * 1e3:g} ms", 0.0),
+                ("engine's 0.5 ms", 0.0005),
+            ):
+                paced_config = ClientConfig(**config, buffer_time_s=2.0, switch_interval_s=interval)
+                with RemoteEngine(paced_config, layout) as engine:
+                    paced[label] = busy_paced_loop(engine, loaded_obs, loop_s)
             remote = RemoteEngine(ClientConfig(**config, buffer_time_s=2.0), layout)
             remote.start()
             try:
@@ -254,15 +300,20 @@ def run(quick: bool = False) -> dict[str, Any]:
         "RemoteEngine outage": outage,
         "SyncEngine": sync_loop,
     }
-    print_tables(rtt, loops)
+    print_tables(rtt, loops, paced)
     return {
         "round_trip_minus_forward": rtt,
         "get_action": loops,
+        "paced_busy_loop": paced,
         "peers_for_scale": PEERS_FOR_SCALE,
     }
 
 
-def print_tables(rtt: dict[str, dict[str, Any]], loops: dict[str, dict[str, Any]]) -> None:
+def print_tables(
+    rtt: dict[str, dict[str, Any]],
+    loops: dict[str, dict[str, Any]],
+    paced: dict[str, dict[str, Any]],
+) -> None:
     print("Round trip minus forward (ms): one request in flight, 0 ms policy, server in a process")
     print(f"{'payload':<20} {'p50':>7} {'p99':>7} {'max':>7} {'rtt p50':>8}")
     for name, row in rtt.items():
@@ -288,5 +339,17 @@ def print_tables(rtt: dict[str, dict[str, Any]], loops: dict[str, dict[str, Any]
         f"SyncEngine p99 / RemoteEngine p99: {sync['p99_us'] / streaming['p99_us']:.0f}x; "
         f"outage walk {loops['RemoteEngine outage']['walk']}"
     )
+    print()
+    print(f"{PACED_FPS:g} Hz loop, {PACED_BUSY_S * 1e3:g} ms of Python per tick (ms)")
+    print(
+        f"{'switch interval':<24} {'late p50':>9} {'late p99':>9} {'late max':>9} "
+        f"{'get_action max':>15} {'request rtt p50':>16}"
+    )
+    for name, row in paced.items():
+        print(
+            f"{name:<24} {row['late_p50_ms']:>9.2f} {row['late_p99_ms']:>9.2f} "
+            f"{row['late_max_ms']:>9.2f} {row['get_action_max_us'] / 1e3:>15.2f} "
+            f"{row['request_rtt_p50_ms']:>16.2f}"
+        )
     for peer, numbers in PEERS_FOR_SCALE.items():
         print(f"for scale, {peer}: {numbers}")
