@@ -40,8 +40,8 @@ import numpy as np
 
 from benchmarks.frames import camera_frame
 from benchmarks.round_trips import one_in_flight
+from policylink.net.ports import free_port
 from policylink.policy.base import ChunkBatch, PassThroughProcessor, PolicySpec, Processor
-from policylink.transport.ports import free_port
 from policylink.wire.messages import CameraSpec, Observation
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,11 +154,11 @@ class ServerProcess:
 
 def round_trips(endpoint: str, cameras: int, quality: int, count: int) -> dict[str, Any]:
     """One request in flight; milliseconds from before encode to after decode, less forward."""
-    from policylink.transport.zenoh_client import ZenohClientTransport
-    from policylink.transport.zenoh_session import ZenohSettings
+    from policylink.client.links.zenoh import ZenohLink
+    from policylink.net.zenoh_settings import ZenohSettings
     from policylink.wire import SessionOpen
 
-    transport = ZenohClientTransport(
+    transport = ZenohLink(
         ZenohSettings(connect=[endpoint]), f"rtt-{cameras}-{quality}", jpeg_quality=quality
     )
     request = SessionOpen(transport.client_id, list(JOINTS), STATE_DIM, camera_specs(cameras))

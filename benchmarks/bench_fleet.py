@@ -14,12 +14,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from policylink.client.links.impairment import NetworkImpairment
 from policylink.demo.fleet import Fleet, FleetConfig
 from policylink.demo.server_process import MODEL_ID, ServerProcess, demo_manifest
 from policylink.demo.summary import compare, summarize
+from policylink.net.ports import free_port
 from policylink.sim import CameraConfig, ReachTrackConfig
-from policylink.transport.impairment import NetworkImpairment
-from policylink.transport.ports import free_port
 
 POLICY_SIZE = "small"
 CAMERA = CameraConfig("top", 480, 640)

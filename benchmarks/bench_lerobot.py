@@ -31,7 +31,7 @@ from typing import Any
 
 from benchmarks.audit import collect_audit
 from benchmarks.timing import percentile
-from policylink.transport.ports import free_port
+from policylink.net.ports import free_port
 
 WARMUP = 10
 

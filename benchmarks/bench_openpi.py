@@ -5,9 +5,9 @@ serves the built-in transformer; the clients run in a separate process so their 
 shows up as server time. Every client sends the *same* observation (LIBERO-sized: two 224x224
 cameras, an 8-value state), closed loop, one request in flight:
 
-- native Zenoh with `ZenohClientTransport`, images raw and as JPEG q90;
+- native Zenoh with `ZenohLink`, images raw and as JPEG q90;
 - policylink's OpenPI endpoint with the stock openpi-client (`WebsocketClientPolicy`), and
-  with policylink's own `OpenPIClientTransport`;
+  with policylink's own `OpenPILink`;
 - in-process: preprocess, forward and postprocess called directly (no network, no codec).
 
 RTT is measured by the client from before encoding to after decoding. The forward is what
@@ -26,7 +26,7 @@ import numpy as np
 
 from benchmarks.frames import camera_frame
 from benchmarks.round_trips import one_in_flight
-from policylink.transport.ports import free_port
+from policylink.net.ports import free_port
 
 SIZE = 224
 STATE_DIM = 8
@@ -56,13 +56,13 @@ def native_round_trips(
     endpoint: str, action_names: list[str], jpeg_quality: int, requests: int
 ) -> dict[str, float]:
     from policylink import wire
-    from policylink.transport.zenoh_client import ZenohClientTransport
-    from policylink.transport.zenoh_session import ZenohSettings
+    from policylink.client.links.zenoh import ZenohLink
+    from policylink.net.zenoh_settings import ZenohSettings
 
     state, images = the_observation()
     cameras = [wire.CameraSpec(name, SIZE, SIZE) for name in CAMERAS]
     client_id = f"bench-native-{jpeg_quality}"
-    transport = ZenohClientTransport(
+    transport = ZenohLink(
         ZenohSettings(mode="peer", connect=[endpoint]), client_id, jpeg_quality=jpeg_quality
     )
     request = wire.SessionOpen(client_id, action_names, STATE_DIM, cameras)
@@ -100,13 +100,13 @@ def policylink_openpi_round_trips(
     url: str, action_names: list[str], requests: int
 ) -> dict[str, float]:
     from policylink import wire
-    from policylink.transport.openpi_client import OpenPIClientTransport
+    from policylink.client.links.openpi import OpenPILink
 
     state, images = the_observation()
     cameras = [wire.CameraSpec(name, SIZE, SIZE) for name in CAMERAS]
     request = wire.SessionOpen("bench-openpi", action_names, STATE_DIM, cameras)
     obs = wire.Observation(state=state, images=images, task="pick up the cup")
-    return summarise(*one_in_flight(OpenPIClientTransport(url), request, obs, requests, WARMUP))
+    return summarise(*one_in_flight(OpenPILink(url), request, obs, requests, WARMUP))
 
 
 def clients_main(out: Any, endpoint: str, url: str, action_names: list[str], requests: int) -> None:

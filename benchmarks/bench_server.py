@@ -31,7 +31,7 @@ from benchmarks.audit import collect_audit
 from benchmarks.frames import camera_frame
 from benchmarks.timing import percentile, timed_ms
 from policylink import wire
-from policylink.transport.ports import free_port
+from policylink.net.ports import free_port
 
 HEIGHT, WIDTH = 480, 640
 STATE_DIM = 14
@@ -103,16 +103,16 @@ def robots_main(
     endpoint: str, namespace: tuple[str, str, str], sessions: int, requests: int, cameras: int
 ) -> dict[str, Any]:
     """Child process: `sessions` closed-loop robots, each sending `requests` observations."""
-    from policylink.transport.zenoh_session import (
-        ZenohSettings,
+    from policylink.net.zenoh_session import (
         declare_observation_publisher,
-        open_session,
+        open_zenoh_session,
         query,
     )
+    from policylink.net.zenoh_settings import ZenohSettings
 
     ns = wire.Namespace.of(*namespace)
     body = observation_body(cameras)
-    zsession = open_session(ZenohSettings(mode="peer", connect=[endpoint]))
+    zsession = open_zenoh_session(ZenohSettings(mode="peer", connect=[endpoint]))
     robots: list[ClosedLoopRobot] = []
     keep: list[Any] = []
     for index in range(sessions):

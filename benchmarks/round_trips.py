@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import time
 
-from policylink.client.transport import ClientTransport
+from policylink.client.link import ClientLink
 from policylink.wire import (
     ActionChunk,
     Header,
@@ -26,7 +26,7 @@ REPLY_TIMEOUT_S = 30.0
 
 
 def one_in_flight(
-    transport: ClientTransport, request: SessionOpen, obs: Observation, requests: int, warmup: int
+    transport: ClientLink, request: SessionOpen, obs: Observation, requests: int, warmup: int
 ) -> tuple[list[float], list[float]]:
     """Round trips and the forwards the server reported for them, in ms, for the last
     `requests` of `warmup + requests` observations. Connects the transport, opens the session,

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from policylink.client import ClientConfig, EngineState, RemoteEngine, RobotLayout
+from policylink.net.ports import free_port
 from policylink.server.app import ServerApp
 from policylink.server.manifest import Manifest
-from policylink.transport.ports import free_port
 from policylink.wire import Observation
 from tests.client.conftest import ECHO, python_policy
 from tests.client.server_process import ServerProcess

@@ -17,8 +17,8 @@ from policylink.client import (
     ServerUnreachable,
     SyncEngine,
 )
+from policylink.net.ports import free_port
 from policylink.server.app import ServerApp
-from policylink.transport.ports import free_port
 from policylink.wire import ErrorCode, Observation
 from tests.client.conftest import ECHO, TRACE, endpoint_of, python_policy
 from tests.client.policies import RAISE_MARKER

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from policylink.net.ports import free_port
 from policylink.server.app import ServerApp
-from policylink.transport.ports import free_port
 
 from .conftest import expert_manifest, policylink
 

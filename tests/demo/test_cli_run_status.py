@@ -2,8 +2,8 @@
 
 import json
 
+from policylink.net.ports import free_port
 from policylink.server.app import ServerApp
-from policylink.transport.ports import free_port
 
 from .conftest import endpoint_of, expert_manifest, policylink
 

@@ -6,9 +6,9 @@ import time
 import pytest
 
 from policylink.client import ClientConfig, RemoteEngine, RobotLayout, run_loop
-from policylink.client.transport import make_transport
+from policylink.client.links import make_link
+from policylink.client.links.impairment import DelayLine, ImpairedLink, NetworkImpairment
 from policylink.sim import CameraConfig, ReachTrackConfig, SimArm
-from policylink.transport.impairment import DelayLine, ImpairedTransport, NetworkImpairment
 
 from .conftest import MODEL_ID, endpoint_of
 
@@ -16,8 +16,8 @@ from .conftest import MODEL_ID, endpoint_of
 def drive(app, impairment: NetworkImpairment, seconds: float, **config):
     robot = SimArm(ReachTrackConfig(), cameras=(CameraConfig("top", 96, 128),))
     client = ClientConfig(endpoint=endpoint_of(app), model_id=MODEL_ID, **config)
-    transport = ImpairedTransport(make_transport(client), impairment, seed=1)
-    engine = RemoteEngine(client, RobotLayout.of(robot), transport=transport)
+    transport = ImpairedLink(make_link(client), impairment, seed=1)
+    engine = RemoteEngine(client, RobotLayout.of(robot), link=transport)
     run_loop(robot, engine, client.fps, duration_s=seconds)
     return engine.stats, transport
 

@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from policylink.client import ClientConfig, RobotLayout, SyncEngine
-from policylink.transport.ports import free_port
+from policylink.net.ports import free_port
 from policylink.wire.messages import CameraSpec, Observation
 from tests.lerobot.checkpoints import ACTION_NAMES, CAMERA, IMAGE_SHAPE, STATE_DIM
 

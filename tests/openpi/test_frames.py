@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 from openpi_client import msgpack_numpy as openpi_msgpack
 
-from policylink.transport.msgpack_numpy import packb
-from policylink.transport.openpi_frames import (
+from policylink.wire import ActionChunk, CameraSpec, Capabilities, DecodeError, ErrorCode
+from policylink.wire.openpi.frames import (
     action_reply,
     chunk_from_reply,
     error_text,
     metadata_frame,
     parse_error_text,
 )
-from policylink.transport.openpi_keymap import KeyMap
-from policylink.wire import ActionChunk, CameraSpec, Capabilities, DecodeError, ErrorCode
+from policylink.wire.openpi.keymap import KeyMap
+from policylink.wire.openpi.msgpack_numpy import packb
 
 CAPS = Capabilities(
     model_id="org/pi0",

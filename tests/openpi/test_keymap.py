@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from policylink.transport.openpi_keymap import PRESETS, KeyMap, to_rgb_hwc
 from policylink.wire import CameraSpec, DecodeError, ErrorCode, ImageError, Observation, WireError
+from policylink.wire.openpi.keymap import PRESETS, KeyMap, to_rgb_hwc
 
 TWO_CAMERAS = (CameraSpec("front", 4, 6), CameraSpec("wrist", 4, 6))
 RNG = np.random.default_rng(0)

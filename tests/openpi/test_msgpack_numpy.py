@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from openpi_client import msgpack_numpy as openpi_msgpack
 
-from policylink.transport.msgpack_numpy import packb, unpackb
 from policylink.wire import DecodeError, DecodeLimits, TensorError, TooLargeError
+from policylink.wire.openpi.msgpack_numpy import packb, unpackb
 
 
 def _array_map(dtype: object, shape: list[int], data: bytes) -> bytes:

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from policylink.client import ClientConfig, RemoteEngine, RobotLayout
-from policylink.client.transport import ServerUnreachable, make_transport
-from policylink.transport.openpi_client import CANNOT_CARRY, OpenPIClientTransport
-from policylink.transport.ports import free_port
+from policylink.client.link import ServerUnreachable
+from policylink.client.links import make_link
+from policylink.client.links.openpi import CANNOT_CARRY, OpenPILink
+from policylink.net.ports import free_port
 from policylink.wire import (
     SCHEMA_VERSION,
     ActionChunk,
@@ -74,17 +75,15 @@ def stock() -> Iterator[StockServer]:
 
 
 @pytest.fixture
-def transports() -> Iterator[list[OpenPIClientTransport]]:
-    made: list[OpenPIClientTransport] = []
+def transports() -> Iterator[list[OpenPILink]]:
+    made: list[OpenPILink] = []
     yield made
     for transport in made:
         transport.close()
 
 
-def connected(
-    url: str, made: list, replies: Replies | None = None, **options
-) -> OpenPIClientTransport:
-    transport = OpenPIClientTransport(url, **options)
+def connected(url: str, made: list, replies: Replies | None = None, **options) -> OpenPILink:
+    transport = OpenPILink(url, **options)
     made.append(transport)
     transport.connect(replies or Replies())
     return transport
@@ -226,7 +225,7 @@ def test_wrong_api_key_is_a_contract_refusal(serve, transports):
 def test_api_key_is_read_from_the_variable_the_config_names(serve, monkeypatch):
     served = serve(api_key="s3cret")
     monkeypatch.setenv("ROBOT_OPENPI_KEY", "s3cret")
-    transport = make_transport(ClientConfig(endpoint=served.url(), api_key_env="ROBOT_OPENPI_KEY"))
+    transport = make_link(ClientConfig(endpoint=served.url(), api_key_env="ROBOT_OPENPI_KEY"))
     try:
         transport.connect(Replies())
         assert isinstance(transport.handshake(open_request(), timeout_s=5), SessionAck)
@@ -237,7 +236,7 @@ def test_api_key_is_read_from_the_variable_the_config_names(serve, monkeypatch):
 def test_remote_engine_drives_a_stock_openpi_server(stock):
     config = ClientConfig(endpoint=stock.url, openpi_key_map="libero", fps=100.0)
     engine = RemoteEngine(config, ARM)
-    assert isinstance(engine._transport, OpenPIClientTransport)
+    assert isinstance(engine._transport, OpenPILink)
     engine.start()
     actions: list[np.ndarray] = []
 

@@ -12,12 +12,12 @@ PROGRAM = """
 import numpy as np
 
 from policylink.client import ClientConfig
-from policylink.client.transport import make_transport
-from policylink.transport.msgpack_numpy import packb, unpackb
-from policylink.transport.openpi_keymap import KeyMap
+from policylink.client.links import make_link
+from policylink.wire.openpi.msgpack_numpy import packb, unpackb
+from policylink.wire.openpi.keymap import KeyMap
 from policylink.wire import CameraSpec, Observation
 
-transport = make_transport(ClientConfig(endpoint="ws://127.0.0.1:9", openpi_key_map="droid"))
+transport = make_link(ClientConfig(endpoint="ws://127.0.0.1:9", openpi_key_map="droid"))
 bound = KeyMap.from_config("droid").bind([CameraSpec("base", 4, 4)], 8)
 obs = Observation(state=np.zeros(8, np.float32), images={"base": np.zeros((4, 4, 3), np.uint8)})
 frame = unpackb(packb(bound.to_openpi(obs)))
@@ -28,7 +28,7 @@ print(type(transport).__name__, sorted(frame))
 def test_openpi_client_side_runs_without_torch_zenoh_or_pydantic(tmp_path: Path):
     out = run_blocking(BLOCKED, PROGRAM, tmp_path)
     assert out.split() == [
-        "OpenPIClientTransport",
+        "OpenPILink",
         "['observation/exterior_image_1_left',",
         "'observation/gripper_position',",
         "'observation/joint_position']",

@@ -12,7 +12,7 @@ import yaml
 from openpi_client.websocket_client_policy import WebsocketClientPolicy
 from websockets.exceptions import InvalidStatus
 
-from policylink.transport.ports import free_port
+from policylink.net.ports import free_port
 from tests.server.test_drain import ServerProcess
 
 pytestmark = [

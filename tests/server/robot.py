@@ -13,12 +13,8 @@ import numpy as np
 import zenoh
 
 from policylink import wire
-from policylink.transport.zenoh_session import (
-    ZenohSettings,
-    declare_observation_publisher,
-    open_session,
-    query,
-)
+from policylink.net.zenoh_session import declare_observation_publisher, open_zenoh_session, query
+from policylink.net.zenoh_settings import ZenohSettings
 
 SCHEMA = wire.SCHEMA_VERSION
 
@@ -33,7 +29,7 @@ class Robot:
         declare_liveliness: bool = False,
     ) -> None:
         self.namespace, self.client_id = namespace, client_id
-        self.session = open_session(ZenohSettings(mode="peer", connect=[endpoint]))
+        self.session = open_zenoh_session(ZenohSettings(mode="peer", connect=[endpoint]))
         self.replies: queue.Queue[tuple[wire.Header, wire.Message]] = queue.Queue()
         self._subscriber = self.session.declare_subscriber(
             namespace.action(client_id), self._on_action

@@ -6,18 +6,15 @@ import threading
 
 import numpy as np
 
-from policylink.transport.ports import free_port
-from policylink.transport.zenoh_server import _ActionLink
-from policylink.transport.zenoh_session import (
-    ZenohSettings,
-    declare_action_publisher,
-    open_session,
-)
+from policylink.net.ports import free_port
+from policylink.net.zenoh_session import declare_action_publisher, open_zenoh_session
+from policylink.net.zenoh_settings import ZenohSettings
+from policylink.server.surfaces.zenoh import _ActionLink
 from policylink.wire import ActionChunk, Header, MsgType
 
 
 def test_closing_a_link_while_the_worker_publishes_on_it_raises_nowhere() -> None:
-    session = open_session(ZenohSettings(listen=[f"tcp/127.0.0.1:{free_port()}"]))
+    session = open_zenoh_session(ZenohSettings(listen=[f"tcp/127.0.0.1:{free_port()}"]))
     try:
         header = Header(1, MsgType.ACTION_CHUNK, seq_id=1)
         chunk = ActionChunk(np.zeros((50, 14), np.float32), np.zeros((50, 14), np.float32))

@@ -17,7 +17,7 @@ import yaml
 import zenoh
 
 from policylink import wire
-from policylink.transport.ports import free_port
+from policylink.net.ports import free_port
 from tests.server.robot import Robot
 from tests.support.waiting import wait_for
 

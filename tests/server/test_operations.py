@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from policylink import wire
-from policylink.transport.ports import free_port
+from policylink.net.ports import free_port
 from tests.support.waiting import wait_for
 
 

@@ -15,12 +15,12 @@ import pytest
 from policylink import wire
 from policylink.policy.registry import PolicyConfig
 from policylink.server.core import ServerCore
+from policylink.server.inference_worker import InferenceWorker
 from policylink.server.manifest import Manifest
 from policylink.server.metrics import LoadMeter
 from policylink.server.scheduler import RoundRobinScheduler
 from policylink.server.serving_modes import ServingDecision
 from policylink.server.session import Session
-from policylink.server.worker import InferenceWorker
 from tests.server.policies import GatedPolicy
 from tests.support.waiting import wait_for
 

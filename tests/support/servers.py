@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from policylink.net.ports import free_port
 from policylink.server.app import ServerApp
 from policylink.server.manifest import Manifest
-from policylink.transport.ports import free_port
 
 
 def loopback_manifest(data: dict[str, Any]) -> Manifest:

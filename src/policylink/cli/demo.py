@@ -72,6 +72,7 @@ def demo(
     runs_dir: Path = typer.Option(Path(DEFAULT_RUNS_DIR), "--runs-dir", help="Run folders root."),
 ) -> None:
     """Serve the built-in expert to a fleet of simulated arms and compare async with blocking."""
+    from policylink.client.links.impairment import NetworkImpairment
     from policylink.demo.fleet import FleetConfig
     from policylink.demo.server_process import (
         MODEL_ID,
@@ -79,8 +80,7 @@ def demo(
         ServerStartError,
         demo_manifest,
     )
-    from policylink.transport.impairment import NetworkImpairment
-    from policylink.transport.ports import free_port
+    from policylink.net.ports import free_port
 
     if policy_size not in BACKBONES:
         raise typer.BadParameter(

@@ -30,7 +30,8 @@ def router(
     """Run a Zenoh router until SIGTERM or Ctrl-C."""
     from zenoh import ZError
 
-    from policylink.transport.zenoh_session import ZenohSettings, open_session
+    from policylink.net.zenoh_session import open_zenoh_session
+    from policylink.net.zenoh_settings import ZenohSettings
 
     try:
         settings = ZenohSettings(
@@ -42,7 +43,7 @@ def router(
             tls_key=tls_key,
             tls_mtls=tls_mtls,
         )
-        session = open_session(settings)
+        session = open_zenoh_session(settings)
     except (ValueError, ZError) as exc:
         typer.echo(f"policylink router: cannot start: {exc}", err=True)
         raise typer.Exit(2) from None

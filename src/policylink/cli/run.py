@@ -129,7 +129,7 @@ def _drive(
 ) -> None:
     from policylink.client import RemoteEngine, RobotLayout, SyncEngine
     from policylink.client.handshake import HandshakeError
-    from policylink.client.transport import ServerUnreachable
+    from policylink.client.link import ServerUnreachable
 
     layout = RobotLayout.of(robot)
     engine_type = RemoteEngine if engine_kind == "async" else SyncEngine
@@ -257,8 +257,8 @@ def _what_is_served(config: ClientConfig) -> str:
     """When nobody answers under the robot's namespace: list what the endpoint does serve."""
     if config.endpoint.startswith(("ws://", "wss://")):
         return ""
-    from policylink.transport.zenoh_client import settings_from_config
-    from policylink.transport.zenoh_discovery import DiscoveryError, discover
+    from policylink.client.links.zenoh import settings_from_config
+    from policylink.client.links.zenoh_discovery import DiscoveryError, discover
 
     try:
         statuses, _ = discover(settings_from_config(config), timeout_s=config.handshake_timeout_s)

@@ -49,13 +49,13 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print the statuses as JSON."),
 ) -> None:
     """Print every policylink server's capabilities and load behind an endpoint."""
-    from policylink.transport.zenoh_discovery import (
+    from policylink.client.links.zenoh_discovery import (
         EVERY_STATUS,
         DiscoveryError,
         discover,
         status_key,
     )
-    from policylink.transport.zenoh_session import ZenohSettings
+    from policylink.net.zenoh_settings import ZenohSettings
     from policylink.wire.errors import KeyExprError
     from policylink.wire.keys import sanitize_segment
 

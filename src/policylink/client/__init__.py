@@ -9,17 +9,17 @@ from policylink.client.config import ClientConfig, Fallback
 from policylink.client.engine import Engine, EngineState, EngineStats
 from policylink.client.handshake import HandshakeError
 from policylink.client.latency import LatencyTracker
+from policylink.client.link import ClientLink, ServerUnreachable
 from policylink.client.local_engine import LocalEngine
 from policylink.client.loop import LoopStats, run_loop
 from policylink.client.remote_engine import RemoteEngine
 from policylink.client.robot import Robot, RobotLayout
 from policylink.client.sync_engine import SyncEngine
-from policylink.client.transport import ClientTransport, ServerUnreachable
 
 __all__ = [
     "ActionQueue",
     "ClientConfig",
-    "ClientTransport",
+    "ClientLink",
     "Engine",
     "EngineState",
     "EngineStats",

@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 
 from policylink.client.config import ClientConfig
+from policylink.client.link import ClientLink, ServerUnreachable
 from policylink.client.robot import RobotLayout
-from policylink.client.transport import ClientTransport, ServerUnreachable
 from policylink.wire.errors import ErrorCode
 from policylink.wire.messages import ErrorReply, SessionAck, SessionOpen
 from policylink.wire.schema import SCHEMA_MAX, SCHEMA_MIN
@@ -60,8 +60,8 @@ def session_request(config: ClientConfig, layout: RobotLayout) -> SessionOpen:
     )
 
 
-def open_session(
-    transport: ClientTransport,
+def request_session(
+    transport: ClientLink,
     config: ClientConfig,
     layout: RobotLayout,
     first: SessionAck | None = None,
@@ -86,9 +86,7 @@ def open_session(
     return reply
 
 
-def connect_session(
-    transport: ClientTransport, config: ClientConfig, layout: RobotLayout
-) -> SessionAck:
+def connect_session(transport: ClientLink, config: ClientConfig, layout: RobotLayout) -> SessionAck:
     """The first handshake: retried with backoff while nobody answers, up to
     `connect_timeout_s`; a refusal or a contract mismatch raises at once, before the robot
     moves.
@@ -98,7 +96,7 @@ def connect_session(
     while True:
         left = deadline - time.monotonic()
         try:
-            return open_session(
+            return request_session(
                 transport,
                 config,
                 layout,

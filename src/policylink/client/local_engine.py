@@ -17,8 +17,8 @@ import numpy as np
 from policylink.client.buffered_engine import BufferedEngine, Outcome, ShutdownCallback
 from policylink.client.config import ClientConfig
 from policylink.client.engine import EngineState
+from policylink.client.engine_worker import Worker
 from policylink.client.robot import RobotLayout
-from policylink.client.worker import Worker
 from policylink.policy.base import ChunkBatch, Policy
 from policylink.wire.errors import ErrorCode
 from policylink.wire.messages import ActionChunk, ErrorReply, Observation

@@ -1,4 +1,4 @@
-"""What `RemoteEngine` and `SyncEngine` share: one server session over a `ClientTransport`.
+"""What `RemoteEngine` and `SyncEngine` share: one server session over a `ClientLink`.
 
 The two differ only in who waits for the network (a worker thread, or `SyncEngine`'s caller);
 the session they keep is the same. `start()` opens it and fails fast if the server refuses this
@@ -16,10 +16,11 @@ from collections import deque
 from policylink.client.buffered_engine import BufferedEngine, Outcome, Request, ShutdownCallback
 from policylink.client.config import ClientConfig
 from policylink.client.engine import EngineState
-from policylink.client.handshake import HandshakeError, connect_session, open_session
+from policylink.client.handshake import HandshakeError, connect_session, request_session
 from policylink.client.latency import NS_PER_S
+from policylink.client.link import ClientLink, ServerUnreachable
+from policylink.client.links import make_link
 from policylink.client.robot import RobotLayout
-from policylink.client.transport import ClientTransport, ServerUnreachable, make_transport
 from policylink.wire.errors import ErrorCode, WireError
 from policylink.wire.header import Header
 from policylink.wire.messages import ActionChunk, ErrorReply, Reset, SessionAck
@@ -36,11 +37,11 @@ class NetworkEngine(BufferedEngine):
         config: ClientConfig,
         layout: RobotLayout,
         *,
-        transport: ClientTransport | None = None,
+        link: ClientLink | None = None,
         on_shutdown: ShutdownCallback | None = None,
     ) -> None:
         super().__init__(config, layout, on_shutdown)
-        self._transport = transport if transport is not None else make_transport(config)
+        self._transport = link if link is not None else make_link(config)
         # Deposit-only hand-over from the transport's thread; deque appends are atomic.
         self._inbox: deque[tuple[Header, ActionChunk | ErrorReply, int]] = deque()
         # Owned by the thread that makes requests (the worker, or SyncEngine's caller): the
@@ -121,7 +122,7 @@ class NetworkEngine(BufferedEngine):
         attempt with exponential backoff.
         """
         try:
-            ack = open_session(self._transport, self.config, self.layout, self._first_ack)
+            ack = request_session(self._transport, self.config, self.layout, self._first_ack)
         except (ServerUnreachable, HandshakeError) as exc:
             if isinstance(exc, HandshakeError) and exc.contract:
                 self._die(f"contract violation on reconnect: {exc}")

@@ -21,11 +21,11 @@ import logging
 from policylink.client.buffered_engine import ShutdownCallback
 from policylink.client.config import ClientConfig
 from policylink.client.engine import EngineState
+from policylink.client.engine_worker import IDLE_WAIT_S, Worker
 from policylink.client.latency import NS_PER_S
+from policylink.client.link import ClientLink
 from policylink.client.network_engine import NetworkEngine
 from policylink.client.robot import RobotLayout
-from policylink.client.transport import ClientTransport
-from policylink.client.worker import IDLE_WAIT_S, Worker
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +39,10 @@ class RemoteEngine(NetworkEngine):
         config: ClientConfig,
         layout: RobotLayout,
         *,
-        transport: ClientTransport | None = None,
+        link: ClientLink | None = None,
         on_shutdown: ShutdownCallback | None = None,
     ) -> None:
-        super().__init__(config, layout, transport=transport, on_shutdown=on_shutdown)
+        super().__init__(config, layout, link=link, on_shutdown=on_shutdown)
         self._request_timeout_ns = round(config.request_timeout_s * NS_PER_S)
         self._worker = Worker(
             f"policylink-remote-{config.client_id}",

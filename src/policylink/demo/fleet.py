@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 from policylink.client import ClientConfig, RemoteEngine, RobotLayout, SyncEngine, run_loop
 from policylink.client.buffered_engine import BufferedEngine
-from policylink.client.transport import ClientTransport, make_transport
+from policylink.client.link import ClientLink
+from policylink.client.links import make_link
+from policylink.client.links.impairment import ImpairedLink, NetworkImpairment
 from policylink.demo.wait_meter import WaitMeter
 from policylink.sim import CameraConfig, SimArm
 from policylink.sim.task import EpisodeResult, ReachTrackConfig
-from policylink.transport.impairment import ImpairedTransport, NetworkImpairment
 
 ENGINES = ("async", "sync")
 
@@ -132,10 +133,10 @@ class RobotDriver:
             timeouts_before_reconnect=config.timeouts_before_reconnect,
         )
 
-    def _transport(self, client: ClientConfig) -> ClientTransport:
-        transport = make_transport(client)
+    def _transport(self, client: ClientConfig) -> ClientLink:
+        transport = make_link(client)
         if self.config.impairment.active:
-            return ImpairedTransport(transport, self.config.impairment, seed=self.index)
+            return ImpairedLink(transport, self.config.impairment, seed=self.index)
         return transport
 
     def live(self) -> LiveRow:
@@ -160,7 +161,7 @@ class RobotDriver:
         layout = RobotLayout.of(self.robot)
         transport = self._transport(client)
         engine_type = RemoteEngine if self.engine_kind == "async" else SyncEngine
-        engine = engine_type(client, layout, transport=transport)
+        engine = engine_type(client, layout, link=transport)
         engine.start()
         with self._lock:
             self._engine = engine
@@ -174,7 +175,7 @@ class RobotDriver:
             self.record.transitions = [
                 (t.at_s - self.origin_s, t.state.value) for t in engine.transitions()
             ]
-            if isinstance(transport, ImpairedTransport):
+            if isinstance(transport, ImpairedLink):
                 self.record.dropped_by_link = transport.dropped
             engine.stop()
             self.record.finished_s = time.monotonic() - self.origin_s

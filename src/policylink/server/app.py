@@ -19,15 +19,15 @@ from policylink.policy.registry import build_policy
 from policylink.server.capture import RequestCapture
 from policylink.server.core import ServerCore
 from policylink.server.health import HealthServer
+from policylink.server.inference_worker import InferenceWorker, warm_up
 from policylink.server.manifest import Manifest
 from policylink.server.metrics import ServerMetrics
 from policylink.server.serving_modes import decide_serving_mode
-from policylink.server.worker import InferenceWorker, warm_up
-from policylink.transport.zenoh_server import ZenohServerSurface
+from policylink.server.surfaces.zenoh import ZenohServerSurface
 from policylink.wire.messages import Capabilities
 
 if TYPE_CHECKING:
-    from policylink.transport.openpi_server import OpenPIServer
+    from policylink.server.surfaces.openpi import OpenPIServer
 
 log = logging.getLogger("policylink.server")
 
@@ -149,7 +149,7 @@ class ServerApp:
 
     def _start_openpi(self, core: ServerCore) -> OpenPIServer:
         """Imported here: websockets is only needed where the OpenPI surface is enabled."""
-        from policylink.transport.openpi_server import OpenPIServer
+        from policylink.server.surfaces.openpi import OpenPIServer
 
         settings = self.manifest.openpi
         surface = OpenPIServer(core, core.capabilities, settings, settings.api_key(os.environ))

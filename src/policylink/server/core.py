@@ -20,7 +20,7 @@ from policylink.server.manifest import Manifest
 from policylink.server.metrics import LoadMeter, ServerMetrics
 from policylink.server.scheduler import RoundRobinScheduler, Scheduler
 from policylink.server.serving_modes import EXCLUSIVE, ServingDecision
-from policylink.server.session import Decode, PendingRequest, Reply, Session
+from policylink.server.session import Decode, MailboxRequest, Reply, Session
 from policylink.server.session_registry import SessionRegistry
 from policylink.server.validation import Admission, OpenPolicy, check_session_open, reject
 from policylink.wire.errors import ErrorCode
@@ -230,7 +230,7 @@ class ServerCore:
             self.metrics.dropped.labels("draining").inc()
             return
         outcome = self.registry.deposit(
-            session_id, header.session_epoch, PendingRequest(header, payload, decode, reply)
+            session_id, header.session_epoch, MailboxRequest(header, payload, decode, reply)
         )
         if outcome == "superseded":
             self.metrics.superseded.inc()

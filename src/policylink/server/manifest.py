@@ -16,9 +16,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from policylink.net.zenoh_settings import ZenohSettings
 from policylink.policy.registry import PolicyConfig
-from policylink.transport.openpi_settings import OpenPISettings
-from policylink.transport.zenoh_session import ZenohSettings
+from policylink.server.surfaces.openpi_settings import OpenPISettings
 from policylink.wire.errors import KeyExprError
 from policylink.wire.keys import Namespace
 

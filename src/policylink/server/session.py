@@ -21,7 +21,7 @@ Decode = Callable[[object], Observation]
 
 
 @dataclass
-class PendingRequest:
+class MailboxRequest:
     """An observation exactly as the transport received it; decoding waits for the worker."""
 
     header: Header
@@ -57,14 +57,14 @@ class Session:
     tags: dict[str, str] = field(default_factory=dict)
     opened_ns: int = field(default_factory=time.monotonic_ns)
     last_seen_ns: int = field(default_factory=time.monotonic_ns)
-    pending: PendingRequest | None = None
+    pending: MailboxRequest | None = None
     unreported_superseded: int = 0
     min_episode_id: int = 0
     episode_id: int | None = None
     needs_reset: bool = False
     stats: SessionStats = field(default_factory=SessionStats)
 
-    def deposit(self, request: PendingRequest) -> bool:
+    def deposit(self, request: MailboxRequest) -> bool:
         """Latest-only: returns True when an unserved request was superseded."""
         superseded = self.pending is not None
         if superseded:
@@ -88,6 +88,6 @@ class Work:
     """One request taken out of a mailbox; `reset` is True after an explicit episode reset."""
 
     session: Session
-    request: PendingRequest
+    request: MailboxRequest
     superseded: int
     reset: bool

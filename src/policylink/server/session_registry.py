@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
-from policylink.server.session import PendingRequest, Session
+from policylink.server.session import MailboxRequest, Session
 
 
 class SessionRegistry:
@@ -63,7 +63,7 @@ class SessionRegistry:
         with self._lock:
             return list(self._by_id.values())
 
-    def deposit(self, session_id: str, epoch: int, request: PendingRequest) -> str:
+    def deposit(self, session_id: str, epoch: int, request: MailboxRequest) -> str:
         """Latest-only deposit. Returns "queued", "superseded", "unknown", "stale" or
         "old_episode" so the caller can answer or count without a second lookup."""
         with self._lock:

@@ -1,4 +1,4 @@
-"""A WAN on one machine: a `ClientTransport` wrapper that delays, jitters and drops messages.
+"""A WAN on one machine: a `ClientLink` wrapper that delays, jitters and drops messages.
 
 It wraps the robot's real transport, so what it shows is the real system under a bad link:
 observations wait on a delay line before they reach the network, replies wait on it before
@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from policylink.client.transport import ClientTransport, ReplyHandler
+from policylink.client.link import ClientLink, ReplyHandler
 from policylink.wire.header import Header
 from policylink.wire.messages import (
     ActionChunk,
@@ -61,7 +61,7 @@ class NetworkImpairment:
 class DelayLine:
     """Runs callables at their due time on one thread, in due-time order.
 
-    Owned by one `ImpairedTransport`; `stop()` ends the thread and drops what is still queued
+    Owned by one `ImpairedLink`; `stop()` ends the thread and drops what is still queued
     (messages in flight on a link that was closed).
     """
 
@@ -105,12 +105,10 @@ class DelayLine:
                 logger.exception("delayed delivery failed")
 
 
-class ImpairedTransport:
+class ImpairedLink:
     """Wraps `inner`; the engine cannot tell it from a transport on a slow, lossy link."""
 
-    def __init__(
-        self, inner: ClientTransport, impairment: NetworkImpairment, seed: int = 0
-    ) -> None:
+    def __init__(self, inner: ClientLink, impairment: NetworkImpairment, seed: int = 0) -> None:
         self.inner = inner
         self.impairment = impairment
         self._lock = threading.Lock()

@@ -43,17 +43,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from policylink.transport.msgpack_numpy import packb, unpackb
-from policylink.transport.openpi_frames import (
-    INFER,
-    RESET,
-    action_reply,
-    error_text,
-    error_text_of,
-    metadata_frame,
-    reset_ack,
-)
-from policylink.transport.openpi_settings import HEALTH_PATH, OpenPISettings
+from policylink.server.surfaces.openpi_settings import HEALTH_PATH, OpenPISettings
 from policylink.wire.errors import ErrorCode, WireError
 from policylink.wire.header import Header, MsgType
 from policylink.wire.limits import DEFAULT_LIMITS, DecodeLimits
@@ -65,6 +55,16 @@ from policylink.wire.messages import (
     SessionAck,
     SessionOpen,
 )
+from policylink.wire.openpi.frames import (
+    INFER,
+    RESET,
+    action_reply,
+    error_text,
+    error_text_of,
+    metadata_frame,
+    reset_ack,
+)
+from policylink.wire.openpi.msgpack_numpy import packb, unpackb
 
 if TYPE_CHECKING:
     from policylink.server.core import ServerCore

@@ -31,20 +31,10 @@ import websockets
 import websockets.sync.client
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
-from policylink.client.transport import ReplyHandler, ServerUnreachable
-from policylink.transport.msgpack_numpy import packb, unpackb
-from policylink.transport.openpi_frames import (
-    RESET,
-    RESPONSE_KEYS,
-    SERVER_NAME,
-    chunk_from_reply,
-    parse_error_text,
-)
-from policylink.transport.openpi_keymap import BoundKeyMap, KeyMap
-from policylink.transport.openpi_settings import MiB
+from policylink.client.link import ReplyHandler, ServerUnreachable
 from policylink.wire.errors import ErrorCode, WireError
 from policylink.wire.header import Header, MsgType
-from policylink.wire.limits import DEFAULT_LIMITS, DecodeLimits
+from policylink.wire.limits import DEFAULT_LIMITS, DecodeLimits, MiB
 from policylink.wire.messages import (
     ActionChunk,
     CameraSpec,
@@ -56,6 +46,15 @@ from policylink.wire.messages import (
     SessionAck,
     SessionOpen,
 )
+from policylink.wire.openpi.frames import (
+    RESET,
+    RESPONSE_KEYS,
+    SERVER_NAME,
+    chunk_from_reply,
+    parse_error_text,
+)
+from policylink.wire.openpi.keymap import BoundKeyMap, KeyMap
+from policylink.wire.openpi.msgpack_numpy import packb, unpackb
 from policylink.wire.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -159,8 +158,8 @@ def key_map_from_metadata(meta: Mapping[str, Any]) -> BoundKeyMap | None:
         return None
 
 
-class OpenPIClientTransport:
-    """`ClientTransport` over OpenPI; one instance per robot, reused across reconnects.
+class OpenPILink:
+    """`ClientLink` over OpenPI; one instance per robot, reused across reconnects.
 
     `key_map` (a preset name or fields, see `openpi_keymap`) says how observations are laid
     out for the server; unset, a policylink server's advertised keys are used, else `aloha`.
@@ -205,7 +204,7 @@ class OpenPIClientTransport:
     @classmethod
     def from_config(
         cls, config: ClientConfig, environ: Mapping[str, str] | None = None
-    ) -> OpenPIClientTransport:
+    ) -> OpenPILink:
         """The API key is read here, once, from the variable `config.api_key_env` names."""
         api_key = None
         if config.api_key_env:

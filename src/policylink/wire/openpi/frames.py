@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from policylink.transport.openpi_keymap import BoundKeyMap
 from policylink.wire.errors import DecodeError, ErrorCode, WireError
 from policylink.wire.messages import ActionChunk, Capabilities, ErrorReply
+from policylink.wire.openpi.keymap import BoundKeyMap
 
 RESPONSE_KEYS = ("actions", "action")
 RESET = "reset"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from policylink.transport.openpi_keymap import DEFAULT_PRESET, KeyMap
+from policylink.wire.openpi.keymap import DEFAULT_PRESET, KeyMap
 
 MiB = 1024 * 1024
 DEFAULT_PATHS = ("/", "/v1/realtime/robot/openpi")
@@ -23,7 +23,7 @@ class OpenPISettings:
     """`host` defaults to loopback: serving other machines is a deliberate `host: 0.0.0.0`.
 
     `key_map` is a preset name (`libero`, `aloha`, `droid`) or a map of key-map fields over a
-    preset (see `policylink.transport.openpi_keymap`). `max_frame_bytes` caps one incoming
+    preset (see `policylink.wire.openpi.keymap`). `max_frame_bytes` caps one incoming
     frame; a larger one closes that connection (WebSocket code 1009), nothing else.
     `request_timeout_s` bounds how long a connection waits for its chunk before it gets an
     error frame instead.

@@ -9,7 +9,7 @@ engine's guarantees do not depend on the server echoing more than the header it 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from policylink.wire.header import Header
 from policylink.wire.messages import (
@@ -22,9 +22,6 @@ from policylink.wire.messages import (
     SessionOpen,
 )
 
-if TYPE_CHECKING:
-    from policylink.client.config import ClientConfig
-
 ReplyHandler = Callable[[Header, ActionChunk | ErrorReply], None]
 
 
@@ -33,7 +30,7 @@ class ServerUnreachable(ConnectionError):
 
 
 @runtime_checkable
-class ClientTransport(Protocol):
+class ClientLink(Protocol):
     def connect(self, on_reply: ReplyHandler) -> None:
         """Open the link. Replies to `send` are delivered to `on_reply` on the transport's own
         thread, with the request's header echoed; the handler only deposits and returns."""
@@ -62,18 +59,3 @@ class ClientTransport(Protocol):
     def close(self) -> None:
         """Close the session if one is open (best effort) and release the link; idempotent."""
         ...
-
-
-def make_transport(config: ClientConfig) -> ClientTransport:
-    """The transport for `config`: the one place the client reaches into a network stack.
-
-    A `ws://` or `wss://` endpoint is an OpenPI server (policylink's or a stock one); anything
-    else is a Zenoh endpoint.
-    """
-    if config.endpoint.startswith(("ws://", "wss://")):
-        from policylink.transport.openpi_client import OpenPIClientTransport
-
-        return OpenPIClientTransport.from_config(config)
-    from policylink.transport.zenoh_client import ZenohClientTransport
-
-    return ZenohClientTransport.from_config(config)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 
-from policylink.transport.zenoh_session import ZenohSettings, open_session, query
+from policylink.net.zenoh_session import open_zenoh_session, query
+from policylink.net.zenoh_settings import ZenohSettings
 from policylink.wire.codec import decode_expected, encode_message
 from policylink.wire.errors import WireError
 from policylink.wire.header import Header, MsgType, pack_header, unpack_header
@@ -35,7 +36,7 @@ def discover(
     settings: ZenohSettings, key: str = EVERY_STATUS, timeout_s: float = 2.0
 ) -> tuple[list[Status], list[str]]:
     """Statuses of every server answering `key`, and a line for each unreadable answer."""
-    session = open_session(settings)
+    session = open_zenoh_session(settings)
     try:
         deadline = time.monotonic() + timeout_s
         info = session.info

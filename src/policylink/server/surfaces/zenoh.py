@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 import zenoh
 
-from policylink.transport.zenoh_session import ZenohSettings, declare_action_publisher, open_session
+from policylink.net.zenoh_session import declare_action_publisher, open_zenoh_session
+from policylink.net.zenoh_settings import ZenohSettings
 from policylink.wire.codec import decode_message, decode_observation, encode_message
 from policylink.wire.errors import DecodeError, ErrorCode, KeyExprError, WireError
 from policylink.wire.header import Header, MsgType, pack_header, unpack_header
@@ -110,7 +111,7 @@ class ZenohServerSurface:
         )
 
     def start(self) -> None:
-        self.session = session = open_session(self.settings)
+        self.session = session = open_zenoh_session(self.settings)
         ns = self.namespace
         self._declared = [
             session.declare_queryable(ns.status, self._guarded(self._on_status)),

@@ -16,13 +16,9 @@ from typing import TYPE_CHECKING
 
 import zenoh
 
-from policylink.client.transport import ReplyHandler, ServerUnreachable
-from policylink.transport.zenoh_session import (
-    ZenohSettings,
-    declare_observation_publisher,
-    open_session,
-    query,
-)
+from policylink.client.link import ReplyHandler, ServerUnreachable
+from policylink.net.zenoh_session import declare_observation_publisher, open_zenoh_session, query
+from policylink.net.zenoh_settings import ZenohSettings
 from policylink.wire.codec import decode_expected, encode_message, encode_observation
 from policylink.wire.errors import ErrorCode, WireError
 from policylink.wire.header import Header, MsgType, pack_header, unpack_header
@@ -65,8 +61,8 @@ def settings_from_config(config: ClientConfig) -> ZenohSettings:
     )
 
 
-class ZenohClientTransport:
-    """`ClientTransport` over Zenoh; one instance per robot, reused across reconnects."""
+class ZenohLink:
+    """`ClientLink` over Zenoh; one instance per robot, reused across reconnects."""
 
     def __init__(
         self,
@@ -103,7 +99,7 @@ class ZenohClientTransport:
         self.malformed_replies = 0
 
     @classmethod
-    def from_config(cls, config: ClientConfig) -> ZenohClientTransport:
+    def from_config(cls, config: ClientConfig) -> ZenohLink:
         return cls(
             settings_from_config(config),
             config.client_id,
@@ -123,7 +119,7 @@ class ZenohClientTransport:
             if self._session is not None:
                 raise RuntimeError("transport already connected")
             self._on_reply = on_reply
-            self._session = open_session(self._settings)
+            self._session = open_zenoh_session(self._settings)
 
     def handshake(self, request: SessionOpen, timeout_s: float) -> SessionAck | ErrorReply:
         session = self._require_session()

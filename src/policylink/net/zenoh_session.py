@@ -8,38 +8,11 @@ one frozen robot uplink must not stall the server's publisher for every other ro
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import zenoh
 
-MODES = ("peer", "client", "router")
-
-
-@dataclass
-class ZenohSettings:
-    """How one process attaches to the Zenoh network.
-
-    `lease_ms` is announced to peers: a hung (not crashed) process is noticed after roughly this
-    long, so it is kept well below Zenoh's 10 s default. `json5` maps config paths to JSON values
-    for anything not modelled here (an escape hatch, applied last).
-    """
-
-    mode: str = "peer"
-    connect: list[str] = field(default_factory=list)
-    listen: list[str] = field(default_factory=list)
-    lease_ms: int = 1000
-    tls_root_ca: str | None = None
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    tls_mtls: bool = False
-    json5: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"zenoh.mode must be one of {MODES}, got {self.mode!r}")
-        if self.lease_ms < 100:
-            raise ValueError(f"zenoh.lease_ms must be at least 100, got {self.lease_ms}")
+from policylink.net.zenoh_settings import ZenohSettings
 
 
 def make_config(settings: ZenohSettings) -> zenoh.Config:
@@ -70,7 +43,7 @@ def make_config(settings: ZenohSettings) -> zenoh.Config:
     return config
 
 
-def open_session(settings: ZenohSettings) -> zenoh.Session:
+def open_zenoh_session(settings: ZenohSettings) -> zenoh.Session:
     return zenoh.open(make_config(settings))
 
 

@@ -1,1 +1,0 @@
-"""Network surfaces: Zenoh (native protocol) and the OpenPI WebSocket protocol."""
