@@ -1,7 +1,7 @@
 """`LocalEngine`: a `Policy` run in this process, behind the same queue as `RemoteEngine`.
 
 For robots with their own accelerator, and as the parity reference: the request it builds, the
-per-request path it runs (episode boundary → preprocess → chunk call → postprocess) and the
+request step it runs (`policylink.policy.request_step`, the server worker's own) and the
 merge are the ones the server and `RemoteEngine` use, so for the same observations and the
 same playback the two engines leave byte-identical queues. The policy runs on one background
 thread; a policy exception fails that request only.
@@ -12,15 +12,13 @@ from __future__ import annotations
 import logging
 import time
 
-import numpy as np
-
 from policylink.client.buffered_engine import BufferedEngine, Outcome, ShutdownCallback
 from policylink.client.config import ClientConfig
 from policylink.client.engine import EngineState
 from policylink.client.engine_worker import Worker
 from policylink.client.robot import RobotLayout
-from policylink.policy.base import ChunkBatch, Policy
-from policylink.wire.errors import ErrorCode
+from policylink.policy.base import Policy
+from policylink.policy.request_step import RequestStep, SessionProcessor, StepRequest
 from policylink.wire.messages import ActionChunk, ErrorReply, Observation
 from policylink.wire.schema import SCHEMA_VERSION
 
@@ -42,7 +40,9 @@ class LocalEngine(BufferedEngine):
         if problem:
             raise ValueError(problem)
         self._policy = policy
-        self._processor = policy.make_processor()
+        # A local policy serves this robot alone, so its own state goes at episode boundaries too.
+        self._request_step = RequestStep(policy, reset_policy_on_episode=True)
+        self._session = SessionProcessor(policy.make_processor())
         self._rtc = config.rtc and spec.supports_rtc
         self._worker = Worker(
             f"policylink-local-{config.client_id}",
@@ -52,8 +52,6 @@ class LocalEngine(BufferedEngine):
             finished=lambda: self.failed,
             switch_interval_s=config.switch_interval_s,
         )
-        # Inference-thread state: the episode the processor currently holds state for.
-        self._episode: int | None = None
 
     def start(self) -> None:
         self._require_idle()
@@ -85,25 +83,8 @@ class LocalEngine(BufferedEngine):
         self._die_if_offline(now_ns)
 
     def _infer(self, episode_id: int, obs: Observation) -> ActionChunk | ErrorReply:
-        """The server's per-request path, in process."""
-        try:
-            if obs.episode_start or self._episode != episode_id:
-                self._processor.reset()
-                self._policy.reset()
-                self._episode = episode_id
-            sample = self._processor.preprocess(obs)
-            prefix = obs.prefix_model if self._rtc else None
-            batch = ChunkBatch([sample], [obs.inference_delay_steps], [prefix])
-            start_ns = time.monotonic_ns()
-            chunks = np.asarray(self._policy.predict_chunk(batch), dtype=np.float32)
-            inference_ms = (time.monotonic_ns() - start_ns) / 1e6
-            chunk_robot = np.asarray(self._processor.postprocess(chunks[0]), dtype=np.float32)
-            return ActionChunk(
-                chunk_model=chunks[0], chunk_robot=chunk_robot, inference_ms=inference_ms
-            )
-        except Exception as exc:  # the policy is user code: fail this request, not the engine
-            logger.exception("%s: local policy failed", self.config.client_id)
-            return ErrorReply(
-                ErrorCode.POLICY_ERROR,
-                f"policy failed on this request: {type(exc).__name__}: {exc}",
-            )
+        """The server's request step, in process."""
+        [reply] = self._request_step.run(
+            [StepRequest(obs, self._session, episode_id, rtc=self._rtc)]
+        )
+        return reply

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from policylink import __version__
 from policylink.policy.base import Policy
+from policylink.policy.request_step import SessionProcessor
 from policylink.server.capture import RequestCapture
 from policylink.server.manifest import Manifest
 from policylink.server.metrics import LoadMeter, ServerMetrics
@@ -155,7 +156,7 @@ class ServerCore:
             client=admission.client,
             epoch=epoch,
             schema_version=admission.schema_version,
-            processor=self.policy.make_processor(),
+            pipeline=SessionProcessor(self.policy.make_processor()),
             transport=transport,
             rtc_enabled=admission.rtc_enabled,
             order=0,

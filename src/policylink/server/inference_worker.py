@@ -1,20 +1,21 @@
 """The inference worker: the one thread that owns the device, and the request path it runs.
 
-decode → check → episode boundary → preprocess → chunk call → postprocess → reply (the
-transport encodes and publishes). A failure anywhere in that path answers *that* request with
-an error and the loop goes on: one robot's malformed observation or a policy exception on one
-input never takes the server, or another session, down.
+decode → check (here) → the request step (episode boundary → preprocess → chunk call → check →
+postprocess, in `policylink.policy.request_step`) → reply (the transport encodes and
+publishes). A failure anywhere in that path answers *that* request with an error and the loop
+goes on: one robot's malformed observation or a policy exception on one input never takes the
+server, or another session, down.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 
-import numpy as np
-
-from policylink.policy.base import ChunkBatch, Policy, dummy_observation
+from policylink.policy.base import Policy, dummy_observation
+from policylink.policy.request_step import RequestStep, SessionProcessor, StepRequest
 from policylink.server.audit import audit_request
 from policylink.server.core import ServerCore, reply_header
 from policylink.server.session import Work
@@ -27,16 +28,17 @@ log = logging.getLogger("policylink.server")
 
 
 def warm_up(policy: Policy, count: int) -> float:
-    """Run `count` forwards on a dummy observation (first-call allocation, kernel selection,
-    lazy init) before the service is declared; returns the last forward's milliseconds."""
-    processor = policy.make_processor()
+    """Run `count` requests of a dummy observation through the request step (first-call
+    allocation, kernel selection, lazy init) before the service is declared; returns the last
+    forward's milliseconds."""
+    step = RequestStep(policy)
+    session = SessionProcessor(policy.make_processor())
     last_ms = 0.0
     for index in range(count):
-        sample = processor.preprocess(dummy_observation(policy.spec, seed=index))
-        start = time.perf_counter()
-        chunk = policy.predict_chunk(ChunkBatch([sample]))
-        last_ms = (time.perf_counter() - start) * 1e3
-        processor.postprocess(np.asarray(chunk)[0])
+        [reply] = step.run([StepRequest(dummy_observation(policy.spec, seed=index), session, 0)])
+        if isinstance(reply, ErrorReply):
+            raise RuntimeError(f"warm-up failed: {reply.message}")
+        last_ms = reply.inference_ms
     return last_ms
 
 
@@ -45,6 +47,7 @@ class InferenceWorker:
 
     def __init__(self, core: ServerCore) -> None:
         self.core = core
+        self._step = RequestStep(core.policy, reset_policy_on_episode=core.exclusive)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="policylink-inference", daemon=True)
 
@@ -82,38 +85,31 @@ class InferenceWorker:
         core, session, request = self.core, work.session, work.request
         started_ns = time.monotonic_ns()
         queue_wait_ms = (started_ns - request.arrived_ns) / 1e6
-        inference_ns = 0
         reply: ActionChunk | ErrorReply
         try:
             obs = request.decode(request.payload)
             self._check(obs)
-            self._begin_episode_if_new(work, obs)
-            sample = session.processor.preprocess(obs)
-            prefix = obs.prefix_model if session.rtc_enabled else None
-            batch = ChunkBatch([sample], [obs.inference_delay_steps], [prefix])
-            forward_start = time.monotonic_ns()
-            chunks = np.asarray(core.policy.predict_chunk(batch), dtype=np.float32)
-            inference_ns = time.monotonic_ns() - forward_start
-            self._check_chunks(chunks)
-            chunk_robot = np.asarray(session.processor.postprocess(chunks[0]), dtype=np.float32)
-            reply = ActionChunk(
-                chunk_model=chunks[0],
-                chunk_robot=chunk_robot,
+        except WireError as exc:
+            reply = ErrorReply(code=exc.code, message=str(exc))
+        else:
+            step_request = StepRequest(
+                obs,
+                session.pipeline,
+                request.header.episode_id,
+                new_episode=work.reset,
+                rtc=session.rtc_enabled,
+            )
+            [reply] = self._step.run([step_request])
+        if isinstance(reply, ActionChunk):
+            reply = dataclasses.replace(
+                reply,
                 queue_wait_ms=queue_wait_ms,
-                inference_ms=inference_ns / 1e6,
                 superseded=work.superseded,
                 server_load=core.load.current(),
             )
-        except WireError as exc:
-            reply = ErrorReply(code=exc.code, message=str(exc))
-        except Exception as exc:  # the policy is user code: contain anything it raises
-            log.exception("policy failed on session %s", session.session_id)
-            reply = ErrorReply(
-                code=ErrorCode.POLICY_ERROR,
-                message=f"policy failed on this request: {type(exc).__name__}: {exc}",
-            )
         self._send(work, reply)
         busy_ns = time.monotonic_ns() - started_ns
+        inference_ns = round(reply.inference_ms * 1e6) if isinstance(reply, ActionChunk) else 0
         self._account(work, reply, queue_wait_ms, inference_ns, busy_ns)
 
     def _check(self, obs: Observation) -> None:
@@ -127,27 +123,6 @@ class InferenceWorker:
                 f"{caps.default_task!r}",
                 ErrorCode.TASK_PINNED,
             )
-
-    def _begin_episode_if_new(self, work: Work, obs: Observation) -> None:
-        """The first observation of a session, a new episode id, `episode_start` or an explicit
-        reset all start an episode: per-session processor state (and an exclusive policy's) goes."""
-        session, episode_id = work.session, work.request.header.episode_id
-        if (
-            work.reset
-            or obs.episode_start
-            or session.episode_id is None
-            or session.episode_id != episode_id
-        ):
-            session.processor.reset()
-            if self.core.exclusive:
-                self.core.policy.reset()
-            session.episode_id = episode_id
-
-    def _check_chunks(self, chunks: np.ndarray) -> None:
-        caps = self.core.capabilities
-        expected = (1, caps.chunk_size, len(caps.action_names))
-        if chunks.ndim != 3 or chunks.shape[0] != 1 or chunks.shape[2] != expected[2]:
-            raise RuntimeError(f"predict_chunk returned shape {chunks.shape}, expected {expected}")
 
     def _send(self, work: Work, reply: ActionChunk | ErrorReply) -> None:
         msg_type = MsgType.ACTION_CHUNK if isinstance(reply, ActionChunk) else MsgType.ERROR

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from policylink.policy.base import Processor
+from policylink.policy.request_step import SessionProcessor
 from policylink.wire.header import Header
 from policylink.wire.messages import ActionChunk, ErrorReply, Observation
 
@@ -42,15 +42,15 @@ class SessionStats:
 @dataclass
 class Session:
     """Mailbox fields (pending, counters, `needs_reset`) are guarded by the owning
-    `SessionRegistry`'s lock; `processor` and `episode_id` belong to the inference worker, the
-    only thread that serves a session.
+    `SessionRegistry`'s lock; `pipeline` (the session's processor and the episode it holds
+    state for) belongs to the inference worker, the only thread that serves a session.
     """
 
     session_id: str
     client: str
     epoch: int
     schema_version: int
-    processor: Processor
+    pipeline: SessionProcessor
     transport: str
     rtc_enabled: bool
     order: int
@@ -60,7 +60,6 @@ class Session:
     pending: MailboxRequest | None = None
     unreported_superseded: int = 0
     min_episode_id: int = 0
-    episode_id: int | None = None
     needs_reset: bool = False
     stats: SessionStats = field(default_factory=SessionStats)
 
