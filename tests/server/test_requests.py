@@ -53,7 +53,9 @@ def test_relative_actions_use_each_sessions_own_state(start_server, connect):
     app = start_server(policy={"kind": "relative", "preset": "tiny", "params": {"state_dim": 3}})
     near, far = connect(app, "near"), connect(app, "far")
     near_ack, far_ack = near.opened(), far.opened()
-    processors = {app.core.registry.get(a.session_id).pipeline.processor for a in (near_ack, far_ack)}
+    processors = {
+        app.core.registry.get(a.session_id).pipeline.processor for a in (near_ack, far_ack)
+    }
     assert len(processors) == 2
 
     for seq in range(1, 6):

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from policylink import __version__
 from policylink.policy.base import Policy
 from policylink.policy.request_step import SessionProcessor
+from policylink.server.admission import Admission
 from policylink.server.capture import RequestCapture
 from policylink.server.manifest import Manifest
 from policylink.server.metrics import LoadMeter, ServerMetrics
@@ -23,7 +24,7 @@ from policylink.server.scheduler import RoundRobinScheduler, Scheduler
 from policylink.server.serving_modes import EXCLUSIVE, ServingDecision
 from policylink.server.session import Decode, MailboxRequest, Reply, Session
 from policylink.server.session_registry import SessionRegistry
-from policylink.server.validation import Admission, OpenPolicy, check_session_open, reject
+from policylink.server.validation import OpenPolicy, OpenTerms, check_session_open, reject
 from policylink.wire.errors import ErrorCode
 from policylink.wire.header import Header, MsgType
 from policylink.wire.messages import (
@@ -86,27 +87,27 @@ class ServerCore:
         self.scheduler: Scheduler = scheduler or RoundRobinScheduler()
         self.registry = SessionRegistry()
         self.load = LoadMeter()
+        self.admission = Admission(self.registry, self.max_sessions, self.load)
         self.metrics.load.set_function(self.load.current)
         self._open_rules = OpenPolicy(
             self.capabilities, manifest.strict_fps, self.capabilities.supports_rtc
         )
         # Guards the capacity check and the insertion as one step (two robots racing for the
-        # last slot must not both get it), the epoch counter, the draining flag and listeners.
+        # last slot must not both get it), the epoch counter and the close listeners.
         self._open_lock = threading.Lock()
         self._next_epoch = 1
-        self._draining = False
         self._close_listeners: list[CloseListener] = []
 
     @property
     def draining(self) -> bool:
-        return self._draining
+        return self.admission.draining
 
     def status(self) -> Status:
         return Status(
             capabilities=self.capabilities,
             active_sessions=self.registry.count(),
             max_sessions=self.max_sessions,
-            draining=self._draining,
+            draining=self.admission.draining,
         )
 
     def add_close_listener(self, listener: CloseListener) -> None:
@@ -115,18 +116,14 @@ class ServerCore:
             self._close_listeners.append(listener)
 
     def open_session(self, req: SessionOpen, transport: str) -> SessionAck | ErrorReply:
-        admission = check_session_open(req, self._open_rules)
-        if isinstance(admission, ErrorReply):
-            return self._refuse(admission)
+        terms = check_session_open(req, self._open_rules)
+        if isinstance(terms, ErrorReply):
+            return self._refuse(terms)
         with self._open_lock:
-            if self._draining:
-                return self._refuse(
-                    reject(ErrorCode.DRAINING, "server is draining; connect to another replica")
-                )
-            others = self.registry.count_excluding_client(admission.client)
-            if others >= self.max_sessions:
-                return self._refuse(self._capacity_reply(others))
-            session = self._new_session(req, admission, transport)
+            refusal = self.admission.refusal(terms.client)
+            if refusal is not None:
+                return self._refuse(refusal)
+            session = self._new_session(req, terms, transport)
             replaced = self.registry.add(session)
         self.metrics.sessions_opened.inc()
         if replaced is not None:
@@ -142,36 +139,25 @@ class ServerCore:
         return SessionAck(
             session_id=session.session_id,
             session_epoch=session.epoch,
-            schema_version=admission.schema_version,
+            schema_version=terms.schema_version,
             capabilities=self.capabilities,
-            rtc_enabled=admission.rtc_enabled,
-            warnings=admission.warnings,
+            rtc_enabled=terms.rtc_enabled,
+            warnings=terms.warnings,
         )
 
-    def _new_session(self, req: SessionOpen, admission: Admission, transport: str) -> Session:
+    def _new_session(self, req: SessionOpen, terms: OpenTerms, transport: str) -> Session:
         epoch = self._next_epoch
         self._next_epoch = self._next_epoch % (2**32 - 1) + 1
         return Session(
             session_id=uuid.uuid4().hex,
-            client=admission.client,
+            client=terms.client,
             epoch=epoch,
-            schema_version=admission.schema_version,
+            schema_version=terms.schema_version,
             pipeline=SessionProcessor(self.policy.make_processor()),
             transport=transport,
-            rtc_enabled=admission.rtc_enabled,
+            rtc_enabled=terms.rtc_enabled,
             order=0,
             tags=dict(req.tags),
-        )
-
-    def _capacity_reply(self, active: int) -> ErrorReply:
-        load = active / self.max_sessions
-        return reject(
-            ErrorCode.CAPACITY,
-            f"server is full: {active} of {self.max_sessions} sessions in use; try another replica",
-            active_sessions=active,
-            max_sessions=self.max_sessions,
-            load=load,
-            worker_load=self.load.current(),
         )
 
     def _refuse(self, error: ErrorReply) -> ErrorReply:
@@ -227,7 +213,7 @@ class ServerCore:
     ) -> None:
         """Deposit only: returns in microseconds. Unknown or stale sessions are answered here
         (from the caller's thread); everything else is answered by the inference worker."""
-        if self._draining:
+        if self.admission.draining:
             self.metrics.dropped.labels("draining").inc()
             return
         outcome = self.registry.deposit(
@@ -257,24 +243,12 @@ class ServerCore:
     def _answer_now(self, header: Header, reply: Reply, error: ErrorReply) -> None:
         self.metrics.errors.labels(error.code.value).inc()
         try:
-            reply(reply_header(header, header.schema_version, MsgType.ERROR), error)
+            reply(header.echo(MsgType.ERROR), error)
         except Exception:  # a failing transport must not take the caller's thread down
             log.exception("could not send %s reply", error.code.value)
 
     def begin_drain(self) -> None:
         """From now on: refuse opens, ignore new observations. Unserved mailboxes are dropped."""
         with self._open_lock:
-            self._draining = True
+            self.admission.begin_drain()
         self.registry.wake()
-
-
-def reply_header(request: Header, schema_version: int, msg_type: MsgType) -> Header:
-    """Echo the request's identity untouched: the client matches chunks on it."""
-    return Header(
-        schema_version=schema_version,
-        msg_type=msg_type,
-        seq_id=request.seq_id,
-        episode_id=request.episode_id,
-        client_mono_ns=request.client_mono_ns,
-        session_epoch=request.session_epoch,
-    )

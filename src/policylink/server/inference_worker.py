@@ -17,7 +17,7 @@ import time
 from policylink.policy.base import Policy, dummy_observation
 from policylink.policy.request_step import RequestStep, SessionProcessor, StepRequest
 from policylink.server.audit import audit_request
-from policylink.server.core import ServerCore, reply_header
+from policylink.server.core import ServerCore
 from policylink.server.session import Work
 from policylink.server.validation import check_observation
 from policylink.wire.errors import ErrorCode, WireError
@@ -126,7 +126,7 @@ class InferenceWorker:
 
     def _send(self, work: Work, reply: ActionChunk | ErrorReply) -> None:
         msg_type = MsgType.ACTION_CHUNK if isinstance(reply, ActionChunk) else MsgType.ERROR
-        header = reply_header(work.request.header, work.session.schema_version, msg_type)
+        header = work.request.header.echo(msg_type, work.session.schema_version)
         try:
             work.request.reply(header, reply)
         except Exception:  # a dead link for one robot must not stop the worker

@@ -31,7 +31,9 @@ class OpenPolicy:
 
 
 @dataclass
-class Admission:
+class OpenTerms:
+    """What a session open that passed the contract checks is granted."""
+
     client: str
     schema_version: int
     rtc_enabled: bool
@@ -42,7 +44,7 @@ def reject(code: ErrorCode, message: str, **details: float | int | str) -> Error
     return ErrorReply(code=code, message=message, details=dict(details))
 
 
-def check_session_open(req: SessionOpen, rules: OpenPolicy) -> Admission | ErrorReply:
+def check_session_open(req: SessionOpen, rules: OpenPolicy) -> OpenTerms | ErrorReply:
     """Every hard check except capacity (which needs the registry); soft ones become warnings."""
     caps = rules.capabilities
     try:
@@ -94,7 +96,7 @@ def check_session_open(req: SessionOpen, rules: OpenPolicy) -> Admission | Error
         warnings.append(
             f"cameras {extra} are not used by this policy; stop sending them to save bandwidth"
         )
-    return Admission(client, schema, rtc_enabled, warnings)
+    return OpenTerms(client, schema, rtc_enabled, warnings)
 
 
 def _action_mismatch(got: list[str], expected: list[str]) -> str:

@@ -47,6 +47,20 @@ class Header:
     client_mono_ns: int = 0
     session_epoch: int = 0
 
+    def echo(self, msg_type: MsgType, schema_version: int | None = None) -> Header:
+        """The header of the reply to this request: its identity untouched, because the client
+        merges a chunk only if it answers its newest outstanding request, and measures the round
+        trip from its own echoed clock stamp."""
+        schema = self.schema_version if schema_version is None else schema_version
+        return Header(
+            schema,
+            msg_type,
+            seq_id=self.seq_id,
+            episode_id=self.episode_id,
+            client_mono_ns=self.client_mono_ns,
+            session_epoch=self.session_epoch,
+        )
+
 
 def pack_header(header: Header) -> bytes:
     for name, value, upper, lower in (

@@ -425,7 +425,7 @@ class OpenPILink:
             handler = self._on_reply
         if handler is not None:
             msg_type = MsgType.ACTION_CHUNK if isinstance(reply, ActionChunk) else MsgType.ERROR
-            handler(_echo(expected.header, msg_type), reply)
+            handler(expected.header.echo(msg_type), reply)
 
     def _read(self, link: _Link, frame: str | bytes) -> dict | ErrorReply:
         if isinstance(frame, str):
@@ -437,17 +437,6 @@ class OpenPILink:
         if not isinstance(decoded, dict):
             return ErrorReply(ErrorCode.BAD_MESSAGE, "reply is not a map")
         return decoded
-
-
-def _echo(request: Header, msg_type: MsgType) -> Header:
-    return Header(
-        schema_version=request.schema_version,
-        msg_type=msg_type,
-        seq_id=request.seq_id,
-        episode_id=request.episode_id,
-        client_mono_ns=request.client_mono_ns,
-        session_epoch=request.session_epoch,
-    )
 
 
 def _refusal(status: int, body: bytes | None, url: str) -> ErrorReply:

@@ -239,14 +239,13 @@ class OpenPIServer:
                     "missing or wrong API key; send 'Authorization: Api-Key <key>' "
                     "(openpi-client api_key=...) or 'Authorization: Bearer <key>'\n",
                 )
-        status = await self._in_control(self._core.status)
-        if status.draining or self._withdrawn.is_set():
+        if self._withdrawn.is_set():
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "server is draining\n")
-        if status.max_sessions and status.active_sessions >= status.max_sessions:
+        refusal = await self._in_control(self._core.admission.refusal)
+        if refusal is not None:
+            # The code leads the text: policylink's OpenPI link reads it back from the body.
             return connection.respond(
-                http.HTTPStatus.SERVICE_UNAVAILABLE,
-                f"server is at capacity ({status.active_sessions}/{status.max_sessions} "
-                "sessions); try another replica\n",
+                http.HTTPStatus.SERVICE_UNAVAILABLE, f"{refusal.code.value}: {refusal.message}\n"
             )
         return None
 

@@ -333,11 +333,5 @@ class ZenohServerSurface:
 
 
 def _answer(request: Header, msg_type: MsgType) -> Header:
-    return Header(
-        request.schema_version or SCHEMA_VERSION,
-        msg_type,
-        seq_id=request.seq_id,
-        episode_id=request.episode_id,
-        client_mono_ns=request.client_mono_ns,
-        session_epoch=request.session_epoch,
-    )
+    """Control queries may come from a client that has not negotiated a schema yet (0)."""
+    return request.echo(msg_type, request.schema_version or SCHEMA_VERSION)
