@@ -2,7 +2,7 @@
 
 import pytest
 
-from policylink.server.surfaces.openpi_settings import OpenPISettings
+from policylink.server.openpi_settings import OpenPISettings
 
 
 def test_defaults_serve_both_paths_on_loopback_without_a_key():

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from policylink.net.zenoh_settings import ZenohSettings
 from policylink.policy.registry import PolicyConfig
-from policylink.server.surfaces.openpi_settings import OpenPISettings
+from policylink.server.openpi_settings import OpenPISettings
 from policylink.wire.errors import KeyExprError
 from policylink.wire.keys import Namespace
 

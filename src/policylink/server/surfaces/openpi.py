@@ -43,7 +43,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from policylink.server.surfaces.openpi_settings import HEALTH_PATH, OpenPISettings
+from policylink.server.openpi_settings import HEALTH_PATH, OpenPISettings
 from policylink.wire.errors import ErrorCode, WireError
 from policylink.wire.header import Header, MsgType
 from policylink.wire.limits import DEFAULT_LIMITS, DecodeLimits
