@@ -96,6 +96,7 @@ def test_every_request_writes_one_json_audit_line(start_server, connect, caplog)
         "queue_wait_ms",
         "inference_ms",
         "overhead_ms",
+        "batch_size",
         "superseded",
         "outcome",
     }

@@ -122,11 +122,11 @@ def test_round_robin_serves_every_ready_session_once_per_round():
         Session(f"s{i}", f"c{i}", i + 1, 1, None, "test", False, order=i)  # type: ignore[arg-type]
         for i in range(3)
     ]
-    picks = [scheduler.select(sessions)[0].session_id for _ in range(4)]
+    picks = [scheduler.select(sessions, 1, 0)[0].session_id for _ in range(4)]
     assert picks == ["s0", "s1", "s2", "s0"]
     not_ready_s1 = [sessions[0], sessions[2]]
-    assert [scheduler.select(not_ready_s1)[0].session_id for _ in range(3)] == ["s2", "s0", "s2"]
-    assert scheduler.select([]) == []
+    assert [scheduler.select(not_ready_s1, 1, 0)[0].session_id for _ in range(3)] == ["s2", "s0", "s2"]
+    assert scheduler.select([], 1, 0) == []
 
 
 def test_load_meter_reports_the_busy_fraction_and_decays_when_idle():

@@ -62,6 +62,7 @@ GOLDEN: dict[str, wire.Message] = {
         prefix_model=np.arange(12, dtype=np.float32).reshape(2, 6) / 8,
         prefix_robot=np.arange(12, dtype=np.float64).reshape(2, 6) / 4,
         episode_start=True,
+        playback_left_ms=266.5,
     ),
     "observation_minimal": wire.Observation(state=np.zeros(0, dtype=np.float32)),
     "action_chunk": wire.ActionChunk(
@@ -74,7 +75,14 @@ GOLDEN: dict[str, wire.Message] = {
     ),
     "status_request": wire.StatusRequest(),
     "status": wire.Status(
-        capabilities=CAPABILITIES, active_sessions=3, max_sessions=8, draining=False
+        capabilities=CAPABILITIES,
+        active_sessions=3,
+        max_sessions=8,
+        draining=False,
+        max_batch_size=8,
+        forward_ms={1: 18.0, 8: 24.5},
+        device_busy=0.625,
+        capacity_robots=21,
     ),
     "session_open": wire.SessionOpen(
         client_id="arm-7",

@@ -199,7 +199,7 @@ def test_an_observation_with_too_many_cameras_is_refused() -> None:
 
 def test_a_body_over_the_message_cap_is_refused_before_unpacking() -> None:
     limits = wire.DecodeLimits(max_message_bytes=100)
-    with pytest.raises(wire.TooLargeError, match="observation: 466 bytes exceeds the cap of 100"):
+    with pytest.raises(wire.TooLargeError, match="observation: 492 bytes exceeds the cap of 100"):
         wire.decode_observation(wire.encode_message(GOLDEN["observation"], 0), limits)
 
 

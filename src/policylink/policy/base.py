@@ -18,6 +18,9 @@ import numpy as np
 from policylink.wire.messages import CameraSpec, Observation
 
 Sample = Mapping[str, Any]
+# Rows a batch-shaped built-in policy takes in one chunk call; the manifest's max_batch_size
+# usually binds first.
+BATCH_LIMIT = 64
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class PolicySpec:
     `action_names` order is the motor order of every chunk column. `family` keys the
     serving-mode registry (is the chunk call verified free of cross-request state?);
     `has_chunk_api` is False for policies that can only emit one action per call.
+    `max_batch_size` is the most rows one chunk call takes (1: the policy does not batch, so
+    the server never gives it more than one request per forward).
     """
 
     action_names: tuple[str, ...]
@@ -38,6 +43,7 @@ class PolicySpec:
     supports_rtc: bool = False
     trained_fps: float = 0.0
     has_chunk_api: bool = True
+    max_batch_size: int = 1
 
     @property
     def action_dim(self) -> int:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from policylink.policy.base import ChunkBatch, PolicySpec, Sample
+from policylink.policy.base import BATCH_LIMIT, ChunkBatch, PolicySpec, Sample
 from policylink.policy.registry import PolicyConfig
 from policylink.wire.messages import CameraSpec, Observation
 
@@ -396,6 +396,7 @@ def build(config: PolicyConfig, device: str, dtype: str) -> LeRobotPolicy:
         state_names=state_names,
         cameras=layout.cameras,
         supports_rtc=family.rtc,
+        max_batch_size=BATCH_LIMIT if family.call == "chunk" else 1,
     )
     fixed_seed = config.seed if params.fixed_noise and family.call == "rollout" else None
     return LeRobotPolicy(

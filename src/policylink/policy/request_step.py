@@ -62,15 +62,33 @@ class StepRequest:
 
 
 @dataclass
-class _Prepared:
-    row: int
+class Prepared:
+    """A row after its episode boundary and preprocessing: ready for a chunk call."""
+
     request: StepRequest
     sample: Sample
 
 
+@dataclass
+class Forwarded:
+    """A row after the chunk call: its model-space chunk (or the error it met) and how long
+    the forward that produced it took."""
+
+    prepared: Prepared
+    chunk: np.ndarray | ErrorReply
+    inference_ms: float = 0.0
+
+
 class RequestStep:
-    """Runs rows through one policy. `reset_policy_on_episode` is for policies served
-    exclusively, whose own state must go at an episode boundary as well as the processor's."""
+    """Runs rows through one policy, in three phases a pipelined server can run on different
+    threads — `prepare` (per row), `forward` (one chunk call for all rows), `finish` (per row) —
+    or all at once with `run`. `reset_policy_on_episode` is for policies served exclusively,
+    whose own state must go at an episode boundary as well as the processor's.
+
+    A session's rows must pass through the phases in order, one at a time: its processor
+    holds state between `prepare` and `finish` (a relative-action policy adds back the state
+    it cached).
+    """
 
     def __init__(self, policy: Policy, *, reset_policy_on_episode: bool = False) -> None:
         self.policy = policy
@@ -79,43 +97,60 @@ class RequestStep:
 
     def run(self, requests: Sequence[StepRequest]) -> list[StepReply]:
         """One reply per request, in order; never raises for anything a row or the policy does."""
-        replies: list[StepReply | None] = [None] * len(requests)
-        prepared: list[_Prepared] = []
-        for row, request in enumerate(requests):
-            try:
-                prepared.append(_Prepared(row, request, self._prepare(request)))
-            except Exception as exc:  # processors are user code: fail this row only
-                log.exception("preprocessing failed")
-                replies[row] = policy_error("preprocessing", exc)
-        if prepared:
-            for item, reply in zip(prepared, self._forward(prepared), strict=True):
-                replies[item.row] = reply
-        return [reply for reply in replies if reply is not None]
+        prepared = [self.prepare(request) for request in requests]
+        ready = [item for item in prepared if isinstance(item, Prepared)]
+        finished = iter([self.finish(item) for item in self.forward(ready)])
+        return [item if isinstance(item, ErrorReply) else next(finished) for item in prepared]
 
-    def _prepare(self, request: StepRequest) -> Sample:
+    def prepare(self, request: StepRequest) -> Prepared | ErrorReply:
+        """Episode boundary, then preprocess; a processor that raises fails this row only."""
         obs, session = request.observation, request.session
-        if session.starts_episode(request.episode_id, request.new_episode or obs.episode_start):
-            session.processor.reset()
-            if self.reset_policy_on_episode:
-                self.policy.reset()
-            session.episode_id = request.episode_id
-        return session.processor.preprocess(obs)
+        try:
+            if session.starts_episode(request.episode_id, request.new_episode or obs.episode_start):
+                session.processor.reset()
+                if self.reset_policy_on_episode:
+                    self.policy.reset()
+                session.episode_id = request.episode_id
+            return Prepared(request, session.processor.preprocess(obs))
+        except Exception as exc:  # processors are user code
+            log.exception("preprocessing failed")
+            return policy_error("preprocessing", exc)
 
-    def _forward(self, rows: list[_Prepared]) -> list[StepReply]:
+    def forward(self, rows: Sequence[Prepared]) -> list[Forwarded]:
+        """One chunk call for every row; if it raises, each row is retried alone, so only the
+        request that poisons the forward fails."""
+        if not rows:
+            return []
         try:
             chunks, inference_ms = self._call(rows)
         except Exception as exc:
             if len(rows) == 1:
                 log.exception("policy failed on a request")
-                return [policy_error("policy", exc)]
+                return [Forwarded(rows[0], policy_error("policy", exc))]
             log.warning("a forward of %d rows raised; retrying each row alone", len(rows))
-            return [reply for row in rows for reply in self._forward([row])]
+            return [done for row in rows for done in self.forward([row])]
         return [
-            self._finish(item, chunk, inference_ms)
-            for item, chunk in zip(rows, chunks, strict=True)
+            Forwarded(item, chunk, inference_ms) for item, chunk in zip(rows, chunks, strict=True)
         ]
 
-    def _call(self, rows: list[_Prepared]) -> tuple[np.ndarray, float]:
+    def finish(self, done: Forwarded) -> StepReply:
+        """Check and postprocess one row's chunk; a non-finite chunk is never returned."""
+        chunk = done.chunk
+        if isinstance(chunk, ErrorReply):
+            return chunk
+        if not np.isfinite(chunk).all():
+            return non_finite_error("the policy's chunk")
+        try:
+            processor = done.prepared.request.session.processor
+            robot = np.asarray(processor.postprocess(chunk), dtype=np.float32)
+        except Exception as exc:
+            log.exception("postprocessing failed")
+            return policy_error("postprocessing", exc)
+        if not np.isfinite(robot).all():
+            return non_finite_error("the postprocessed chunk")
+        return ActionChunk(chunk_model=chunk, chunk_robot=robot, inference_ms=done.inference_ms)
+
+    def _call(self, rows: Sequence[Prepared]) -> tuple[np.ndarray, float]:
         batch = ChunkBatch(
             [item.sample for item in rows],
             [item.request.observation.inference_delay_steps for item in rows],
@@ -130,18 +165,6 @@ class RequestStep:
                 f"({len(rows)}, T, {self.action_dim})"
             )
         return chunks, inference_ms
-
-    def _finish(self, item: _Prepared, chunk: np.ndarray, inference_ms: float) -> StepReply:
-        if not np.isfinite(chunk).all():
-            return non_finite_error("the policy's chunk")
-        try:
-            robot = np.asarray(item.request.session.processor.postprocess(chunk), dtype=np.float32)
-        except Exception as exc:
-            log.exception("postprocessing failed")
-            return policy_error("postprocessing", exc)
-        if not np.isfinite(robot).all():
-            return non_finite_error("the postprocessed chunk")
-        return ActionChunk(chunk_model=chunk, chunk_robot=robot, inference_ms=inference_ms)
 
 
 def policy_error(where: str, exc: BaseException) -> ErrorReply:

@@ -21,7 +21,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional
 
-from policylink.policy.base import ChunkBatch, PassThroughProcessor, PolicySpec, Processor
+from policylink.policy.base import (
+    BATCH_LIMIT,
+    ChunkBatch,
+    PassThroughProcessor,
+    PolicySpec,
+    Processor,
+)
 from policylink.policy.registry import PolicyConfig
 from policylink.wire.messages import CameraSpec
 
@@ -194,6 +200,7 @@ class TransformerPolicy:
             cameras=config.camera_specs,
             supports_rtc=True,
             trained_fps=config.trained_fps,
+            max_batch_size=BATCH_LIMIT,
         )
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
@@ -40,27 +41,35 @@ class Surface(Protocol):
     def stop(self) -> None: ...
 
 
-class SessionReaper:
-    """Closes sessions that sent nothing for `session_idle_timeout_s` (a robot that vanished
-    without a liveliness token, or whose token never reached us)."""
+class Housekeeping:
+    """A named thread that runs periodic jobs: closing sessions that sent nothing for
+    `session_idle_timeout_s` (a robot that vanished without a liveliness token, or whose token
+    never reached us) and watching the inference pipeline. A job that raises is logged and
+    runs again next period: housekeeping that died silently would leak sessions forever."""
 
-    def __init__(self, core: ServerCore) -> None:
-        self.core = core
-        self._period_s = min(1.0, core.manifest.session_idle_timeout_s / 4)
+    def __init__(self, period_s: float, jobs: list[Callable[[], object]]) -> None:
+        self._period_s = period_s
+        self._jobs = jobs
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="policylink-session-gc", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="policylink-housekeeping", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
 
     def _run(self) -> None:
         while not self._stop.wait(self._period_s):
-            self.core.close_idle_sessions()
+            for job in self._jobs:
+                try:
+                    job()
+                except Exception:
+                    log.exception("housekeeping job %s failed", getattr(job, "__name__", job))
 
 
 DRAIN_TIMEOUT_S = 60.0
@@ -79,7 +88,7 @@ class ServerApp:
         self.openpi: OpenPIServer | None = None
         self._core: ServerCore | None = None
         self._worker: InferenceWorker | None = None
-        self._reaper: SessionReaper | None = None
+        self._housekeeping: Housekeeping | None = None
         self._health: HealthServer | None = None
         self._warmed = False
         self._stopped = False
@@ -123,8 +132,10 @@ class ServerApp:
             policy, manifest, decision, metrics=self.metrics, capture=capture
         )
         if manifest.warmup_inferences:
-            last_ms = warm_up(policy, manifest.warmup_inferences)
-            log.info("warmed up: %d forwards, last %.1f ms", manifest.warmup_inferences, last_ms)
+            sizes = tuple(sorted({1, core.batch_limit}))
+            for size, forward_ms in warm_up(policy, manifest.warmup_inferences, sizes).items():
+                core.forward_profile.record(size, forward_ms)
+                log.info("warmed up at batch %d: last forward %.1f ms", size, forward_ms)
         self._worker = InferenceWorker(core)
         self._worker.start()
         self._warmed = True
@@ -139,13 +150,27 @@ class ServerApp:
             self.zenoh.start()
             if manifest.openpi.enabled:
                 self.openpi = self._start_openpi(core)
-            self._reaper = SessionReaper(core)
-            self._reaper.start()
+            period_s = min(1.0, manifest.session_idle_timeout_s / 4)
+            self._housekeeping = Housekeeping(
+                period_s, [core.close_idle_sessions, self._drain_if_worker_died]
+            )
+            self._housekeeping.start()
         except BaseException:
             self.stop()
             raise
         log.info(self.startup_line())
         return self
+
+    def _drain_if_worker_died(self) -> None:
+        """A dead pipeline cannot answer anyone: stop advertising so robots fail over, and
+        refuse new work. `/healthz` already reports it (`healthy()`)."""
+        worker, core = self._worker, self._core
+        if worker is None or core is None or worker.is_alive() or self._stopped or core.draining:
+            return
+        log.error("the inference pipeline died; withdrawing and draining")
+        for surface in self.surfaces:
+            surface.withdraw()
+        core.begin_drain()
 
     def _start_openpi(self, core: ServerCore) -> OpenPIServer:
         """Imported here: websockets is only needed where the OpenPI surface is enabled."""
@@ -180,13 +205,13 @@ class ServerApp:
             self._core.begin_drain()
         if self._worker is not None:
             self._worker.stop(self.drain_timeout_s)
-            if self._worker.is_alive():
+            if self._worker.is_running():
                 log.warning(
                     "the in-flight forward did not finish within %.0f s; closing without it",
                     self.drain_timeout_s,
                 )
-        if self._reaper is not None:
-            self._reaper.stop()
+        if self._housekeeping is not None:
+            self._housekeeping.stop()
         for surface in reversed(self.surfaces):
             surface.stop()
         if self._health is not None:

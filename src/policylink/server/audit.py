@@ -1,8 +1,8 @@
 """One JSON line per request on the `policylink.audit` logger, for grep and log pipelines.
 
-`overhead_ms` is the worker's time on the request outside the policy's chunk call (decode,
-checks, processors, encode, publish): the server's own cost, which should stay far below the
-forward.
+`overhead_ms` is the server's time on the request outside the policy's chunk call (decode,
+checks, processors, encode, publish): its own cost, which should stay far below the forward.
+`batch_size` is how many requests shared that chunk call.
 
 The line is built only when the logger is enabled, so an unconfigured audit log costs a level
 check per request and nothing more.
@@ -25,6 +25,7 @@ def audit_request(
     queue_wait_ms: float,
     inference_ms: float,
     overhead_ms: float,
+    batch_size: int,
     superseded: int,
     outcome: str,
 ) -> None:
@@ -40,6 +41,7 @@ def audit_request(
                 "queue_wait_ms": round(queue_wait_ms, 3),
                 "inference_ms": round(inference_ms, 3),
                 "overhead_ms": round(overhead_ms, 3),
+                "batch_size": batch_size,
                 "superseded": superseded,
                 "outcome": outcome,
             },

@@ -18,9 +18,10 @@ from policylink.policy.base import Policy
 from policylink.policy.request_step import SessionProcessor
 from policylink.server.admission import Admission
 from policylink.server.capture import RequestCapture
+from policylink.server.forward_profile import ForwardProfile
 from policylink.server.manifest import Manifest
 from policylink.server.metrics import LoadMeter, ServerMetrics
-from policylink.server.scheduler import RoundRobinScheduler, Scheduler
+from policylink.server.scheduler import Scheduler, make_scheduler
 from policylink.server.serving_modes import EXCLUSIVE, ServingDecision
 from policylink.server.session import Decode, MailboxRequest, Reply, Session
 from policylink.server.session_registry import SessionRegistry
@@ -84,11 +85,18 @@ class ServerCore:
         self.exclusive = decision.mode == EXCLUSIVE
         self.metrics = metrics or ServerMetrics()
         self.capture = capture
-        self.scheduler: Scheduler = scheduler or RoundRobinScheduler()
+        self.scheduler: Scheduler = scheduler or make_scheduler(manifest.scheduler)
+        # Rows per forward: 1 for an exclusive policy or one that does not batch.
+        self.batch_limit = (
+            1 if self.exclusive else min(manifest.max_batch_size, policy.spec.max_batch_size)
+        )
+        self.max_wait_ns = round(manifest.max_wait_ms * 1e6)
+        self.forward_profile = ForwardProfile(self.batch_limit)
         self.registry = SessionRegistry()
         self.load = LoadMeter()
         self.admission = Admission(self.registry, self.max_sessions, self.load)
         self.metrics.load.set_function(self.load.current)
+        self._export_capacity()
         self._open_rules = OpenPolicy(
             self.capabilities, manifest.strict_fps, self.capabilities.supports_rtc
         )
@@ -97,6 +105,14 @@ class ServerCore:
         self._open_lock = threading.Lock()
         self._next_epoch = 1
         self._close_listeners: list[CloseListener] = []
+
+    def _export_capacity(self) -> None:
+        profile, rate = self.forward_profile, self.manifest.planning_request_hz
+        for size in range(1, self.batch_limit + 1):
+            self.metrics.forward_ms.labels(str(size)).set_function(
+                lambda size=size: profile.table().get(size, 0.0)
+            )
+        self.metrics.capacity_robots.set_function(lambda: profile.robots_at(rate))
 
     @property
     def draining(self) -> bool:
@@ -108,6 +124,10 @@ class ServerCore:
             active_sessions=self.registry.count(),
             max_sessions=self.max_sessions,
             draining=self.admission.draining,
+            max_batch_size=self.batch_limit,
+            forward_ms=self.forward_profile.table(),
+            device_busy=self.load.current(),
+            capacity_robots=self.forward_profile.robots_at(self.manifest.planning_request_hz),
         )
 
     def add_close_listener(self, listener: CloseListener) -> None:
@@ -209,16 +229,22 @@ class ServerCore:
         return ResetAck(session_id=req.session_id, episode_id=req.episode_id)
 
     def submit_observation(
-        self, session_id: str, header: Header, payload: object, decode: Decode, reply: Reply
+        self,
+        session_id: str,
+        header: Header,
+        payload: object,
+        decode: Decode,
+        reply: Reply,
+        *,
+        playback_left_ms: float | None = None,
     ) -> None:
         """Deposit only: returns in microseconds. Unknown or stale sessions are answered here
         (from the caller's thread); everything else is answered by the inference worker."""
         if self.admission.draining:
             self.metrics.dropped.labels("draining").inc()
             return
-        outcome = self.registry.deposit(
-            session_id, header.session_epoch, MailboxRequest(header, payload, decode, reply)
-        )
+        request = MailboxRequest(header, payload, decode, reply, playback_left_ms=playback_left_ms)
+        outcome = self.registry.deposit(session_id, header.session_epoch, request)
         if outcome == "superseded":
             self.metrics.superseded.inc()
         elif outcome == "old_episode":

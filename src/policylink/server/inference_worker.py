@@ -1,21 +1,42 @@
-"""The inference worker: the one thread that owns the device, and the request path it runs.
+"""The inference pipeline: the device thread runs forwards and nothing else.
 
-decode → check (here) → the request step (episode boundary → preprocess → chunk call → check →
-postprocess, in `policylink.policy.request_step`) → reply (the transport encodes and
-publishes). A failure anywhere in that path answers *that* request with an error and the loop
-goes on: one robot's malformed observation or a policy exception on one input never takes the
-server, or another session, down.
+Three named threads, one stage each, hand batches along:
+
+    policylink-schedule  wait for ready sessions, let the scheduler choose a batch, decode and
+                         check its observations and run each row's preprocessing (rows decode
+                         side by side on a small pool)
+    policylink-device    one chunk call per batch — the only thread that touches the model
+    policylink-reply     check and postprocess each row, reply, capture, audit, metrics
+
+While the device runs one batch the next is being prepared, timed to be ready when the device
+frees up (from the forward time measured for that batch size), so it holds every request that
+arrived meanwhile. A session is in flight from the moment its request is taken until its reply
+is sent, so its processor never sees two requests at once and its chunks leave in order.
+
+A failure anywhere answers only the request that caused it: a row that fails decoding, checks
+or preprocessing drops out of its batch with an error to its own robot; a forward that raises is
+retried row by row. No stage dies of a request; if one ever dies of a bug, `is_alive()` turns
+false, `/healthz` reports it and the app drains.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from policylink.policy.base import Policy, dummy_observation
-from policylink.policy.request_step import RequestStep, SessionProcessor, StepRequest
+from policylink.policy.request_step import (
+    Forwarded,
+    Prepared,
+    RequestStep,
+    SessionProcessor,
+    StepRequest,
+)
 from policylink.server.audit import audit_request
 from policylink.server.core import ServerCore
 from policylink.server.session import Work
@@ -26,91 +47,178 @@ from policylink.wire.messages import ActionChunk, ErrorReply, Observation
 
 log = logging.getLogger("policylink.server")
 
+# Rows of one batch are decoded side by side on this many threads (JPEG decoding releases the
+# interpreter lock).
+DECODE_THREADS = 2
+# How long preparing a batch is assumed to take before one was measured.
+PREPARE_GUESS_NS = 2_000_000
 
-def warm_up(policy: Policy, count: int) -> float:
-    """Run `count` requests of a dummy observation through the request step (first-call
-    allocation, kernel selection, lazy init) before the service is declared; returns the last
-    forward's milliseconds."""
+
+def warm_up(policy: Policy, count: int, batch_sizes: tuple[int, ...] = (1,)) -> dict[int, float]:
+    """Run `count` batches of dummy observations per batch size through the request step
+    (first-call allocation, kernel selection, lazy init) before the service is declared;
+    returns the last forward's milliseconds per batch size, a first entry for the capacity
+    table."""
     step = RequestStep(policy)
-    session = SessionProcessor(policy.make_processor())
-    last_ms = 0.0
-    for index in range(count):
-        [reply] = step.run([StepRequest(dummy_observation(policy.spec, seed=index), session, 0)])
-        if isinstance(reply, ErrorReply):
-            raise RuntimeError(f"warm-up failed: {reply.message}")
-        last_ms = reply.inference_ms
+    last_ms: dict[int, float] = {}
+    for size in batch_sizes:
+        sessions = [SessionProcessor(policy.make_processor()) for _ in range(size)]
+        for index in range(count):
+            requests = [
+                StepRequest(dummy_observation(policy.spec, seed=index * size + row), session, 0)
+                for row, session in enumerate(sessions)
+            ]
+            for reply in step.run(requests):
+                if isinstance(reply, ErrorReply):
+                    raise RuntimeError(f"warm-up failed: {reply.message}")
+                last_ms[size] = reply.inference_ms
     return last_ms
 
 
+@dataclass
+class _Row:
+    """One request on its way through the pipeline."""
+
+    work: Work
+    queue_wait_ms: float
+    prepared: Prepared | None = None
+    early_reply: ErrorReply | None = None
+    forwarded: Forwarded | None = None
+
+
+@dataclass
+class _Batch:
+    rows: list[_Row]
+
+
 class InferenceWorker:
-    """Owned by `ServerApp`; `stop()` lets the in-flight request finish and serves nothing new."""
+    """Owned by `ServerApp`; `stop()` lets the batches already taken finish and reply, and
+    takes nothing new."""
 
     def __init__(self, core: ServerCore) -> None:
         self.core = core
         self._step = RequestStep(core.policy, reset_policy_on_episode=core.exclusive)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="policylink-inference", daemon=True)
+        self._to_device: queue.Queue[_Batch | None] = queue.Queue()
+        self._to_reply: queue.Queue[_Batch | None] = queue.Queue()
+        self._pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="policylink-decode")
+        # Guarded by the registry's lock (its `ready` condition is what the schedule stage
+        # sleeps on): batches taken but not yet forwarded, and when the device expects to be
+        # free (0 while it is idle).
+        self._device_batches = 0
+        self._device_free_ns = 0
+        # Schedule-thread only: how long preparing a batch has been taking (a moving average).
+        self._prepare_ns = PREPARE_GUESS_NS
+        self._threads = [
+            threading.Thread(target=self._schedule_loop, name="policylink-schedule", daemon=True),
+            threading.Thread(target=self._device_loop, name="policylink-device", daemon=True),
+            threading.Thread(target=self._reply_loop, name="policylink-reply", daemon=True),
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def is_alive(self) -> bool:
-        return self._thread.is_alive()
+        """True while every stage runs; false once any died (or after `stop`)."""
+        return all(thread.is_alive() for thread in self._threads)
+
+    def is_running(self) -> bool:
+        """True while any stage still runs (a drain may still be finishing a forward)."""
+        return any(thread.is_alive() for thread in self._threads)
 
     def stop(self, timeout_s: float | None = None) -> None:
         self._stop.set()
         self.core.registry.wake()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        self._pool.shutdown(wait=False)
 
-    def _run(self) -> None:
-        registry = self.core.registry
-        while not self._stop.is_set():
-            with registry.ready:
-                ready = registry.ready_sessions_locked()
-                while not ready and not self._stop.is_set():
-                    registry.ready.wait()
-                    ready = registry.ready_sessions_locked()
-                if self._stop.is_set():
-                    return
-                chosen = self.core.scheduler.select(ready)
-                batch = [work for s in chosen if (work := s.take()) is not None]
-            for work in batch:
+    def _schedule_loop(self) -> None:
+        try:
+            while (works := self._next_batch()) is not None:
                 try:
-                    self._serve(work)
-                except Exception:  # bookkeeping failed (a full capture disk…): keep serving
-                    log.exception("serving session %s failed", work.session.session_id)
+                    self._to_device.put(self._prepare(works))
+                except Exception:  # a bug in bookkeeping: answer nothing, but free the sessions
+                    log.exception("preparing a batch failed")
+                    for work in works:
+                        self.core.registry.finished(work.session)
+        finally:
+            self._to_device.put(None)
 
-    def _serve(self, work: Work) -> None:
-        core, session, request = self.core, work.session, work.request
+    def _next_batch(self) -> list[Work] | None:
+        """Sleep until a batch is due, then take it out of the mailboxes; None once stopping.
+
+        The registry's lock is held only to look and to take: `wait` releases it, so transports
+        keep depositing while a batch is being gathered.
+        """
+        registry, scheduler = self.core.registry, self.core.scheduler
+        with registry.ready:
+            while not self._stop.is_set():
+                ready = registry.ready_sessions_locked()
+                now_ns = time.monotonic_ns()
+                wait_s = self._wait_s(ready, now_ns)
+                if wait_s == 0.0:
+                    chosen = scheduler.select(ready, self.core.batch_limit, now_ns)
+                    works = [work for s in chosen if (work := s.take()) is not None]
+                    self._device_batches += 1
+                    return works
+                registry.ready.wait(wait_s)
+        return None
+
+    def _wait_s(self, ready: list, now_ns: int) -> float | None:
+        """0 to take a batch now, else how long to sleep (None: until woken)."""
+        if not ready or self._device_batches >= 2:
+            return None
+        if len(ready) >= self.core.batch_limit:
+            return 0.0
+        if self._device_batches:
+            # The device is busy: gather until the next batch would just be prepared in time.
+            if not self.core.scheduler.gathers:
+                return 0.0
+            due_ns = self._device_free_ns - self._prepare_ns
+            return 0.0 if now_ns >= due_ns else (due_ns - now_ns) / 1e9
+        if not self.core.scheduler.gathers or self.core.max_wait_ns <= 0:
+            return 0.0
+        oldest_ns = min(s.pending.arrived_ns for s in ready if s.pending is not None)
+        due_ns = oldest_ns + self.core.max_wait_ns
+        return 0.0 if now_ns >= due_ns else (due_ns - now_ns) / 1e9
+
+    def _prepare(self, works: list[Work]) -> _Batch:
         started_ns = time.monotonic_ns()
-        queue_wait_ms = (started_ns - request.arrived_ns) / 1e6
-        reply: ActionChunk | ErrorReply
+        rows = [_Row(work, (started_ns - work.request.arrived_ns) / 1e6) for work in works]
+        if len(rows) > 1:
+            list(self._pool.map(self._prepare_row, rows))
+        else:
+            for row in rows:
+                self._prepare_row(row)
+        spent_ns = time.monotonic_ns() - started_ns
+        self._prepare_ns = (3 * self._prepare_ns + spent_ns) // 4
+        return _Batch(rows)
+
+    def _prepare_row(self, row: _Row) -> None:
+        work = row.work
+        request, session = work.request, work.session
         try:
             obs = request.decode(request.payload)
             self._check(obs)
         except WireError as exc:
-            reply = ErrorReply(code=exc.code, message=str(exc))
+            row.early_reply = ErrorReply(code=exc.code, message=str(exc))
+            return
+        step_request = StepRequest(
+            obs,
+            session.pipeline,
+            request.header.episode_id,
+            new_episode=work.reset,
+            rtc=session.rtc_enabled,
+        )
+        prepared = self._step.prepare(step_request)
+        if isinstance(prepared, ErrorReply):
+            row.early_reply = prepared
         else:
-            step_request = StepRequest(
-                obs,
-                session.pipeline,
-                request.header.episode_id,
-                new_episode=work.reset,
-                rtc=session.rtc_enabled,
-            )
-            [reply] = self._step.run([step_request])
-        if isinstance(reply, ActionChunk):
-            reply = dataclasses.replace(
-                reply,
-                queue_wait_ms=queue_wait_ms,
-                superseded=work.superseded,
-                server_load=core.load.current(),
-            )
-        self._send(work, reply)
-        busy_ns = time.monotonic_ns() - started_ns
-        inference_ns = round(reply.inference_ms * 1e6) if isinstance(reply, ActionChunk) else 0
-        self._account(work, reply, queue_wait_ms, inference_ns, busy_ns)
+            row.prepared = prepared
 
     def _check(self, obs: Observation) -> None:
         caps = self.core.capabilities
@@ -123,6 +231,71 @@ class InferenceWorker:
                 f"{caps.default_task!r}",
                 ErrorCode.TASK_PINNED,
             )
+
+    def _device_loop(self) -> None:
+        try:
+            while (batch := self._to_device.get()) is not None:
+                try:
+                    self._forward(batch)
+                except Exception:  # the step contains the policy; this is a bug of ours
+                    log.exception("a forward failed outside the policy")
+                finally:
+                    registry = self.core.registry
+                    with registry.ready:
+                        self._device_batches -= 1
+                        self._device_free_ns = 0
+                        registry.ready.notify_all()
+                self._to_reply.put(batch)
+        finally:
+            self._to_reply.put(None)
+
+    def _forward(self, batch: _Batch) -> None:
+        rows = [row for row in batch.rows if row.prepared is not None]
+        if not rows:
+            return
+        profile, registry = self.core.forward_profile, self.core.registry
+        expected_ms = profile.table().get(len(rows), 0.0)
+        start_ns = time.monotonic_ns()
+        with registry.ready:
+            self._device_free_ns = start_ns + round(expected_ms * 1e6)
+        forwarded = self._step.forward([row.prepared for row in rows if row.prepared is not None])
+        busy_ns = time.monotonic_ns() - start_ns
+        self.core.load.add_busy(busy_ns)
+        if not any(isinstance(done.chunk, ErrorReply) for done in forwarded):
+            profile.record(len(rows), busy_ns / 1e6)
+        self.core.metrics.batch_size.observe(len(rows))
+        for row, done in zip(rows, forwarded, strict=True):
+            row.forwarded = done
+
+    def _reply_loop(self) -> None:
+        while (batch := self._to_reply.get()) is not None:
+            for row in batch.rows:
+                try:
+                    self._finish(row, len(batch.rows))
+                except Exception:  # bookkeeping failed (a full capture disk…): keep serving
+                    log.exception("replying to session %s failed", row.work.session.session_id)
+                finally:
+                    self.core.registry.finished(row.work.session)
+
+    def _finish(self, row: _Row, batch_size: int) -> None:
+        work = row.work
+        reply: ActionChunk | ErrorReply
+        if row.early_reply is not None:
+            reply = row.early_reply
+        elif row.forwarded is not None:
+            reply = self._step.finish(row.forwarded)
+        else:
+            reply = ErrorReply(ErrorCode.INTERNAL, "the request was dropped by the server")
+        if isinstance(reply, ActionChunk):
+            reply = dataclasses.replace(
+                reply,
+                queue_wait_ms=row.queue_wait_ms,
+                superseded=work.superseded,
+                server_load=self.core.load.current(),
+            )
+        self._send(work, reply)
+        inference_ms = reply.inference_ms if isinstance(reply, ActionChunk) else 0.0
+        self._account(work, reply, row.queue_wait_ms, inference_ms, batch_size)
 
     def _send(self, work: Work, reply: ActionChunk | ErrorReply) -> None:
         msg_type = MsgType.ACTION_CHUNK if isinstance(reply, ActionChunk) else MsgType.ERROR
@@ -148,8 +321,8 @@ class InferenceWorker:
         work: Work,
         reply: ActionChunk | ErrorReply,
         queue_wait_ms: float,
-        inference_ns: int,
-        busy_ns: int,
+        inference_ms: float,
+        batch_size: int,
     ) -> None:
         metrics, stats = self.core.metrics, work.session.stats
         stats.requests += 1
@@ -160,10 +333,13 @@ class InferenceWorker:
             stats.errors += 1
             metrics.errors.labels(reply.code.value).inc()
         metrics.queue_wait.observe(queue_wait_ms / 1e3)
-        if inference_ns:
-            metrics.inference.observe(inference_ns / 1e9)
-        metrics.overhead.observe((busy_ns - inference_ns) / 1e9)
-        self.core.load.add_busy(busy_ns)
+        if inference_ms:
+            metrics.inference.observe(inference_ms / 1e3)
+        # The server's own time on the request outside the forward: from leaving the mailbox
+        # to the reply being handed to the transport.
+        server_ms = (time.monotonic_ns() - work.request.arrived_ns) / 1e6 - queue_wait_ms
+        overhead_ms = max(0.0, server_ms - inference_ms)
+        metrics.overhead.observe(overhead_ms / 1e3)
         header = work.request.header
         audit_request(
             session_id=work.session.session_id,
@@ -171,8 +347,9 @@ class InferenceWorker:
             seq_id=header.seq_id,
             episode_id=header.episode_id,
             queue_wait_ms=queue_wait_ms,
-            inference_ms=inference_ns / 1e6,
-            overhead_ms=(busy_ns - inference_ns) / 1e6,
+            inference_ms=inference_ms,
+            overhead_ms=overhead_ms,
+            batch_size=batch_size,
             superseded=work.superseded,
             outcome=outcome,
         )

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from policylink.net.zenoh_settings import ZenohSettings
 from policylink.policy.registry import PolicyConfig
 from policylink.server.openpi_settings import OpenPISettings
+from policylink.server.scheduler import SchedulerName
 from policylink.wire.errors import KeyExprError
 from policylink.wire.keys import Namespace
 
@@ -114,6 +115,10 @@ class Manifest(_Block):
     task_slug: str = "default"
     serving_mode: Literal["auto", "shared", "exclusive"] = "auto"
     max_sessions: int = Field(default=8, ge=1, le=1024)
+    scheduler: SchedulerName = "batch"
+    max_batch_size: int = Field(default=8, ge=1, le=256)
+    max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)
+    planning_request_hz: float = Field(default=10.0, gt=0)
     warmup_inferences: int = Field(default=3, ge=0)
     trained_fps: float | None = Field(default=None, gt=0)
     strict_fps: bool = False

@@ -60,12 +60,32 @@ class ServerMetrics:
         )
         self.overhead = Histogram(
             "policylink_overhead_seconds",
-            "Worker time per request outside the chunk call: decode, processors, encode, publish.",
+            "Server time per request outside the chunk call: decode, processors, encode, publish.",
             buckets=_BUCKETS,
             registry=r,
         )
         self.load = Gauge(
-            "policylink_server_load", "Fraction of the last second the worker was busy.", registry=r
+            "policylink_server_load",
+            "Fraction of the last second the device thread spent in forwards.",
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "policylink_batch_size",
+            "Requests per forward.",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64),
+            registry=r,
+        )
+        self.forward_ms = Gauge(
+            "policylink_forward_ms",
+            "Median forward time per batch size, as measured while serving.",
+            ["batch_size"],
+            registry=r,
+        )
+        self.capacity_robots = Gauge(
+            "policylink_capacity_robots",
+            "Robots the device carries at the manifest's planning_request_hz, from measured "
+            "forward times (0 before the first forward).",
+            registry=r,
         )
 
     def exposition(self) -> bytes:

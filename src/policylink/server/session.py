@@ -22,13 +22,19 @@ Decode = Callable[[object], Observation]
 
 @dataclass
 class MailboxRequest:
-    """An observation exactly as the transport received it; decoding waits for the worker."""
+    """An observation exactly as the transport received it; decoding waits for the worker.
+
+    `playback_left_ms` is how much buffered playback the robot had when it sent this (read by
+    the surface without decoding the body; None when the robot does not say): the deadline
+    scheduler's input.
+    """
 
     header: Header
     payload: object
     decode: Decode
     reply: Reply
     arrived_ns: int = field(default_factory=time.monotonic_ns)
+    playback_left_ms: float | None = None
 
 
 @dataclass
@@ -41,7 +47,7 @@ class SessionStats:
 
 @dataclass
 class Session:
-    """Mailbox fields (pending, counters, `needs_reset`) are guarded by the owning
+    """Mailbox fields (pending, counters, `needs_reset`, `in_flight`) are guarded by the owning
     `SessionRegistry`'s lock; `pipeline` (the session's processor and the episode it holds
     state for) belongs to the inference worker, the only thread that serves a session.
     """
@@ -61,6 +67,7 @@ class Session:
     unreported_superseded: int = 0
     min_episode_id: int = 0
     needs_reset: bool = False
+    in_flight: bool = False
     stats: SessionStats = field(default_factory=SessionStats)
 
     def deposit(self, request: MailboxRequest) -> bool:
@@ -74,11 +81,16 @@ class Session:
         return superseded
 
     def take(self) -> Work | None:
-        """The request to serve, with what happened to the mailbox since the last one."""
+        """The request to serve, with what happened to the mailbox since the last one.
+
+        The session stays `in_flight` until its reply is sent: its next request waits, so its
+        processor never runs two requests at once and its chunks leave in order.
+        """
         if self.pending is None:
             return None
         work = Work(self, self.pending, self.unreported_superseded, self.needs_reset)
         self.pending, self.unreported_superseded, self.needs_reset = None, 0, False
+        self.in_flight = True
         return work
 
 

@@ -17,7 +17,8 @@ from policylink.server.session import MailboxRequest, Session
 class SessionRegistry:
     def __init__(self) -> None:
         # Guards the two indexes below and every session's mailbox fields (pending,
-        # unreported_superseded, last_seen_ns, min_episode_id). The worker waits on `ready`.
+        # unreported_superseded, last_seen_ns, min_episode_id, in_flight). The worker waits on
+        # `ready`.
         self._lock = threading.Lock()
         self.ready = threading.Condition(self._lock)
         self._by_id: dict[str, Session] = {}
@@ -91,10 +92,19 @@ class SessionRegistry:
             return session
 
     def ready_sessions_locked(self) -> list[Session]:
-        """Sessions with an unserved request, in open order; call with `ready` held."""
+        """Sessions with an unserved request and none in flight, in open order; call with
+        `ready` held."""
         return sorted(
-            (s for s in self._by_id.values() if s.pending is not None), key=lambda s: s.order
+            (s for s in self._by_id.values() if s.pending is not None and not s.in_flight),
+            key=lambda s: s.order,
         )
+
+    def finished(self, session: Session) -> None:
+        """The session's request in flight was answered: its next one may be scheduled."""
+        with self._lock:
+            session.in_flight = False
+            if session.pending is not None:
+                self.ready.notify()
 
     def idle_sessions(self, timeout_s: float, now_ns: int | None = None) -> list[Session]:
         now_ns = time.monotonic_ns() if now_ns is None else now_ns

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from policylink.policy.base import ChunkBatch, PolicySpec, Processor, Sample
+from policylink.policy.base import BATCH_LIMIT, ChunkBatch, PolicySpec, Processor, Sample
 from policylink.policy.registry import PolicyConfig
 from policylink.sim.planner import plan_chunk
 from policylink.sim.robot import ACTION_NAMES, STATE_NAMES
@@ -104,6 +104,7 @@ class ExpertPolicy:
             cameras=config.camera_specs,
             supports_rtc=True,
             trained_fps=config.fps,
+            max_batch_size=BATCH_LIMIT,
         )
 
     @property

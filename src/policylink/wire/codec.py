@@ -7,6 +7,7 @@ naming the field, never a silent wrong value.
 
 from __future__ import annotations
 
+import io
 import math
 from typing import Any, TypeVar
 
@@ -36,6 +37,8 @@ from policylink.wire.tensor import decode_tensor, encode_tensor
 
 _REQUIRED: Any = object()
 _T = TypeVar("_T")
+# Bytes read to find an observation's remaining playback: a map header, a key, a float64.
+PEEK_BYTES = 32
 _U32 = 2**32
 
 
@@ -99,6 +102,9 @@ class _Fields:
             raise DecodeError(f"{self.what}: field {key!r} must be finite, got {value}")
         return float(value)
 
+    def optional_float(self, key: str) -> float | None:
+        return None if self.body.get(key) is None else self.float(key)
+
     def bool(self, key: str, default: Any = _REQUIRED) -> bool:
         value = self._get(key, default)
         if not isinstance(value, bool):
@@ -140,9 +146,15 @@ class _Fields:
 
 
 def encode_observation(obs: Observation, jpeg_quality: int = 90) -> bytes:
-    """`jpeg_quality=0` sends raw images (no codec loss, ~10x the bytes)."""
+    """`jpeg_quality=0` sends raw images (no codec loss, ~10x the bytes).
+
+    `playback_left_ms` is written first, so a server surface reads it from the first bytes
+    (`peek_playback_left_ms`) without decoding the images behind it.
+    """
+    playback = None if obs.playback_left_ms is None else float(obs.playback_left_ms)
     return _pack(
         {
+            "playback_left_ms": playback,
             "state": encode_tensor(obs.state),
             "images": {
                 name: encode_image(image, jpeg_quality, f"images.{name}")
@@ -180,7 +192,32 @@ def decode_observation(
         prefix_model=f.tensor("prefix_model", None),
         prefix_robot=f.tensor("prefix_robot", None),
         episode_start=f.bool("episode_start", False),
+        playback_left_ms=_playback_left(f.optional_float("playback_left_ms")),
     )
+
+
+def _playback_left(value: float | None) -> float | None:
+    if value is not None and value < 0:
+        raise DecodeError(f"observation: playback_left_ms must be >= 0, got {value}")
+    return value
+
+
+def peek_playback_left_ms(data: bytes | bytearray | memoryview) -> float | None:
+    """The robot's remaining playback from the first bytes of an encoded observation, or None.
+
+    For schedulers, on a transport's callback thread: it reads one map entry and never touches
+    the images. Anything unexpected gives None; the full decode reports what is wrong later.
+    """
+    try:
+        unpacker = msgpack.Unpacker(io.BytesIO(data), read_size=PEEK_BYTES, max_buffer_size=4096)
+        if unpacker.read_map_header() < 1 or unpacker.unpack() != "playback_left_ms":
+            return None
+        value = unpacker.unpack()
+    except (ValueError, msgpack.UnpackException, msgpack.OutOfData):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
 
 
 def encode_action_chunk(chunk: ActionChunk) -> bytes:
@@ -273,6 +310,24 @@ def _capabilities_from_wire(f: _Fields) -> Capabilities:
     )
 
 
+def _forward_table(f: _Fields) -> dict[int, float]:
+    """`[[batch_size, ms], ...]` (msgpack maps with integer keys are refused by the decoder)."""
+    table: dict[int, float] = {}
+    for pair in f.list("forward_ms", []):
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not isinstance(pair[0], int)
+            or isinstance(pair[0], bool)
+            or not 1 <= pair[0] <= 4096
+            or not isinstance(pair[1], int | float)
+            or not math.isfinite(pair[1])
+        ):
+            raise DecodeError(f"{f.what}: forward_ms must hold [batch_size, ms] pairs")
+        table[pair[0]] = float(pair[1])
+    return table
+
+
 def _encode_control(msg: Message) -> dict[str, Any]:
     if isinstance(msg, StatusRequest):
         return {}
@@ -282,6 +337,10 @@ def _encode_control(msg: Message) -> dict[str, Any]:
             "active_sessions": msg.active_sessions,
             "max_sessions": msg.max_sessions,
             "draining": msg.draining,
+            "max_batch_size": msg.max_batch_size,
+            "forward_ms": [[int(k), float(v)] for k, v in sorted(msg.forward_ms.items())],
+            "device_busy": float(msg.device_busy),
+            "capacity_robots": msg.capacity_robots,
         }
     if isinstance(msg, SessionOpen):
         return {
@@ -323,6 +382,10 @@ def _decode_control(msg_type: MsgType, f: _Fields) -> Message:
             active_sessions=f.int("active_sessions", 0),
             max_sessions=f.int("max_sessions", 0),
             draining=f.bool("draining", False),
+            max_batch_size=f.int("max_batch_size", 1, lo=1, hi=4096),
+            forward_ms=_forward_table(f),
+            device_busy=f.float("device_busy", 0.0),
+            capacity_robots=f.int("capacity_robots", 0),
         )
     if msg_type is MsgType.SESSION_OPEN:
         return SessionOpen(

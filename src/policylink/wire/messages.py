@@ -23,7 +23,9 @@ class Observation:
 
     `inference_delay_steps` and the prefixes travel with every request so the server holds no
     control state: the unexecuted tail of the previous chunk, in model space (for RTC) and in
-    robot space (for policies that post-process relative to it).
+    robot space (for policies that post-process relative to it). `playback_left_ms` is how much
+    buffered playback the robot had when it sent this — a duration, never an instant — which a
+    deadline scheduler serves by; None when the robot does not say.
     """
 
     MSG_TYPE: ClassVar[MsgType] = MsgType.OBSERVATION
@@ -35,6 +37,7 @@ class Observation:
     prefix_model: np.ndarray | None = None
     prefix_robot: np.ndarray | None = None
     episode_start: bool = False
+    playback_left_ms: float | None = None
 
 
 @dataclass
@@ -88,12 +91,23 @@ class StatusRequest:
 
 @dataclass
 class Status:
+    """A server's answer to `status`: what it serves and how loaded it is.
+
+    `forward_ms` maps batch size to the median forward time measured while serving;
+    `capacity_robots` is the fleet size that implies at the server's planning request rate;
+    `device_busy` is the fraction of the last second spent in forwards.
+    """
+
     MSG_TYPE: ClassVar[MsgType] = MsgType.STATUS
 
     capabilities: Capabilities
     active_sessions: int = 0
     max_sessions: int = 0
     draining: bool = False
+    max_batch_size: int = 1
+    forward_ms: dict[int, float] = field(default_factory=dict)
+    device_busy: float = 0.0
+    capacity_robots: int = 0
 
     @property
     def load(self) -> float:

@@ -23,7 +23,12 @@ import zenoh
 
 from policylink.net.zenoh_session import declare_action_publisher, open_zenoh_session
 from policylink.net.zenoh_settings import ZenohSettings
-from policylink.wire.codec import decode_message, decode_observation, encode_message
+from policylink.wire.codec import (
+    decode_message,
+    decode_observation,
+    encode_message,
+    peek_playback_left_ms,
+)
 from policylink.wire.errors import DecodeError, ErrorCode, KeyExprError, WireError
 from policylink.wire.header import Header, MsgType, pack_header, unpack_header
 from policylink.wire.keys import Namespace
@@ -251,12 +256,21 @@ class ZenohServerSurface:
             return
         session_id = self.core.session_id_for_client(client)
         reply = self._reply_for(client) if session_id else self._reply_once(client)
-        self.core.submit_observation(session_id or "", header, sample.payload, self._decode, reply)
+        # Copied once here (the worker decodes these bytes), so the deadline can be read.
+        payload = sample.payload.to_bytes()
+        self.core.submit_observation(
+            session_id or "",
+            header,
+            payload,
+            self._decode,
+            reply,
+            playback_left_ms=peek_playback_left_ms(payload),
+        )
 
     def _decode(self, payload: object) -> Observation:
-        if not isinstance(payload, zenoh.ZBytes):
+        if not isinstance(payload, bytes):
             raise DecodeError("observation: the sample has no payload")
-        return decode_observation(payload.to_bytes(), self.limits)
+        return decode_observation(payload, self.limits)
 
     def _reply_for(self, client: str) -> Reply:
         with self._lock:
