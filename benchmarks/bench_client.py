@@ -245,7 +245,7 @@ def busy_paced_loop(engine: Any, obs: Observation, seconds: float) -> dict[str, 
 
 def run(quick: bool = False) -> dict[str, Any]:
     from policylink.client import ClientConfig, RemoteEngine, RobotLayout, SyncEngine
-    from policylink.client.buffered_engine import BufferedEngine
+    from policylink.client.control_face import ControlFace
 
     requests = 100 if quick else 1000
     loop_s = 1.0 if quick else 5.0
@@ -262,7 +262,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     loaded_obs = observation(2)
     # The same get_action() code with no thread behind it: the scheduling noise of this
     # machine right now, which no engine can go below.
-    floor = tight_loop(BufferedEngine(ClientConfig(**config), layout), loaded_obs, loop_s)
+    floor = tight_loop(ControlFace(ClientConfig(**config), layout), loaded_obs, loop_s)
     with tempfile.TemporaryDirectory() as workdir:
         server = ServerProcess(endpoint, Path(workdir))
         try:

@@ -65,13 +65,16 @@ def test_the_control_thread_never_waits_for_a_lock_the_worker_holds(
 
     def tick() -> None:
         for _ in range(3):
+            if engine.failed or engine.state is not EngineState.STREAMING:
+                return
             engine.notify_observation(obs(6.0))
             action = engine.get_action()
             played.append(None if action is None else float(action[0]))
 
     control = threading.Thread(target=tick, name="test-control-loop")
-    # A worker caught mid-merge holds both locks; the control loop must play on regardless.
-    with engine._lock, engine._queue._write_lock:
+    # A worker caught mid-merge and mid-transition holds every lock an engine has; the control
+    # loop (run_loop checks `failed` every tick) must play on regardless.
+    with engine._ledger._lock, engine._ladder._lock, engine._face.queue._write_lock:
         control.start()
         control.join(timeout=10)
         finished = not control.is_alive()

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from policylink.client import ClientConfig, LocalEngine, RemoteEngine, RobotLayout
-from policylink.client.buffered_engine import BufferedEngine
 from policylink.policy.registry import PolicyConfig
 from policylink.server.app import ServerApp
 from policylink.wire import CameraSpec, Observation
@@ -46,7 +45,7 @@ def scripted_observation(step: int) -> Observation:
     )
 
 
-def drive(engine: BufferedEngine) -> tuple[list[np.ndarray], tuple[np.ndarray, ...]]:
+def drive(engine: LocalEngine | RemoteEngine) -> tuple[list[np.ndarray], tuple[np.ndarray, ...]]:
     """Send each observation, play some actions while it is in flight, wait for its chunk."""
     played = []
     for step, count in enumerate(PLAYED_IN_FLIGHT):

@@ -19,8 +19,7 @@ import typer
 from policylink.client.robot import Robot
 
 if TYPE_CHECKING:
-    from policylink.client import ClientConfig, LoopStats
-    from policylink.client.buffered_engine import BufferedEngine
+    from policylink.client import ClientConfig, Engine, LoopStats
 
 ENGINES = ("async", "sync")
 
@@ -169,7 +168,7 @@ class _Session:
     def __init__(
         self,
         robot: Robot,
-        engine: BufferedEngine,
+        engine: Engine,
         config: ClientConfig,
         stop: threading.Event,
         duration_s: float | None,

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 import yaml
 
-from policylink.server.manifest import ManifestError, default_manifest_text
+from policylink.server.manifest import Manifest, ManifestError, default_manifest_text
 
 
 def serve(
@@ -34,6 +34,11 @@ def serve(
         None, "--serving-mode", help="auto | shared | exclusive"
     ),
     max_sessions: int | None = typer.Option(None, "--max-sessions"),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="round_robin | batch | deadline"
+    ),
+    max_batch_size: int | None = typer.Option(None, "--max-batch-size"),
+    max_wait_ms: float | None = typer.Option(None, "--max-wait-ms"),
     warmup_inferences: int | None = typer.Option(None, "--warmup-inferences"),
     health_port: int | None = typer.Option(None, "--health-port", help="0 disables /healthz"),
     zenoh_mode: str | None = typer.Option(None, "--zenoh-mode", help="peer | client | router"),
@@ -56,7 +61,6 @@ def serve(
     from zenoh import ZError
 
     from policylink.server.app import ServerApp
-    from policylink.server.manifest import Manifest
 
     values: dict[str, Any] = {
         "policy.kind": kind,
@@ -71,23 +75,16 @@ def serve(
         "default_task": default_task,
         "serving_mode": serving_mode,
         "max_sessions": max_sessions,
+        "scheduler": scheduler,
+        "max_batch_size": max_batch_size,
+        "max_wait_ms": max_wait_ms,
         "warmup_inferences": warmup_inferences,
         "health_port": health_port,
         "zenoh.mode": zenoh_mode,
         "zenoh.listen": listen or None,
         "zenoh.connect": connect or None,
     }
-    given = {key: value for key, value in values.items() if value is not None}
-    for item in overrides or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"--set {item!r}: use dotted.path=value", param_hint="--set")
-        given[key.strip()] = yaml.safe_load(raw)
-    try:
-        app = ServerApp(Manifest.load(manifest, given))
-    except ManifestError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    app = ServerApp(load_manifest(manifest, values, overrides))
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -105,3 +102,21 @@ def serve(
     typer.echo("draining")
     app.stop()
     typer.echo("stopped")
+
+
+def load_manifest(
+    path: str | None, values: dict[str, Any], overrides: list[str] | None
+) -> Manifest:
+    """The manifest file, then the options that were given, then `--set` items; a manifest
+    error exits 2 with the message that names the field."""
+    given = {key: value for key, value in values.items() if value is not None}
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--set {item!r}: use dotted.path=value", param_hint="--set")
+        given[key.strip()] = yaml.safe_load(raw)
+    try:
+        return Manifest.load(path, given)
+    except ManifestError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None

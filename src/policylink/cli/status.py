@@ -29,7 +29,13 @@ def describe(status: Status) -> list[str]:
         f"  chunk        {caps.chunk_size} steps at {caps.trained_fps:g} Hz, RTC {rtc}",
         f"  task         {task}" + (" (pinned)" if caps.pin_task else ""),
         f"  schema       {caps.schema_min}..{caps.schema_max}, server {caps.server_version or '?'}",
+        f"  device       {status.device_busy:.0%} busy, up to {status.max_batch_size} "
+        f"requests per forward",
     ]
+    if status.forward_ms:
+        table = ", ".join(f"{n}: {ms:.1f}" for n, ms in sorted(status.forward_ms.items()))
+        lines.append(f"  forward ms   by batch size {table}")
+        lines.append(f"  capacity     about {status.capacity_robots} robots at its planning rate")
     return lines
 
 

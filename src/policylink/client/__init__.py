@@ -6,7 +6,7 @@ is built without an explicit transport) zenoh.
 
 from policylink.client.action_queue import ActionQueue, MergeResult, QueueSnapshot
 from policylink.client.config import ClientConfig, Fallback
-from policylink.client.engine import Engine, EngineState, EngineStats
+from policylink.client.engine import Engine, EngineState, EngineStats, Transition
 from policylink.client.handshake import HandshakeError
 from policylink.client.latency import LatencyTracker
 from policylink.client.link import ClientLink, ServerUnreachable
@@ -35,5 +35,6 @@ __all__ = [
     "RobotLayout",
     "ServerUnreachable",
     "SyncEngine",
+    "Transition",
     "run_loop",
 ]

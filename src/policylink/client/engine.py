@@ -1,7 +1,8 @@
 """The interface every engine offers a control loop, so a robot switches engines by config.
 
-The two calls the loop makes every tick, `notify_observation` and `get_action`, never do I/O
-and never wait on the network or a model: they touch a latest-only slot and an action queue.
+What the loop touches every tick, `notify_observation`, `get_action` and `failed`, never does
+I/O, never waits on the network or a model and takes no lock a worker can hold: a latest-only
+slot, an action queue and one attribute read.
 """
 
 from __future__ import annotations
@@ -66,10 +67,21 @@ class EngineStats:
     paused: bool
 
 
+@dataclass(frozen=True)
+class Transition:
+    """One state change: when (monotonic seconds), to what, and why."""
+
+    at_s: float
+    state: EngineState
+    reason: str
+
+
 @runtime_checkable
 class Engine(Protocol):
     @property
-    def state(self) -> EngineState: ...
+    def state(self) -> EngineState:
+        """Where the engine is now; read without a lock, so the control loop may poll it."""
+        ...
 
     @property
     def ready(self) -> bool:
@@ -78,7 +90,7 @@ class Engine(Protocol):
 
     @property
     def failed(self) -> bool:
-        """True once the engine is DEAD; the caller's teardown should run."""
+        """True once the engine is DEAD; the caller's teardown should run. Read without a lock."""
         ...
 
     @property
@@ -96,6 +108,10 @@ class Engine(Protocol):
     def resume(self) -> None: ...
 
     def reset(self) -> None: ...
+
+    def transitions(self) -> list[Transition]:
+        """Every state change so far (bounded), oldest first, each with its reason."""
+        ...
 
     def notify_observation(self, obs: Observation) -> None: ...
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import time
 
-from policylink.client.buffered_engine import BufferedEngine, Outcome, ShutdownCallback
 from policylink.client.config import ClientConfig
 from policylink.client.engine import EngineState
+from policylink.client.engine_parts import EngineParts
 from policylink.client.engine_worker import Worker
+from policylink.client.request_ledger import Outcome
 from policylink.client.robot import RobotLayout
+from policylink.client.safety_ladder import ShutdownCallback
 from policylink.policy.base import Policy
 from policylink.policy.request_step import RequestStep, SessionProcessor, StepRequest
 from policylink.wire.messages import ActionChunk, ErrorReply, Observation
@@ -25,7 +27,7 @@ from policylink.wire.schema import SCHEMA_VERSION
 logger = logging.getLogger(__name__)
 
 
-class LocalEngine(BufferedEngine):
+class LocalEngine(EngineParts):
     def __init__(
         self,
         policy: Policy,
@@ -34,57 +36,66 @@ class LocalEngine(BufferedEngine):
         *,
         on_shutdown: ShutdownCallback | None = None,
     ) -> None:
-        super().__init__(config, layout, on_shutdown)
         spec = policy.spec
         problem = layout.mismatch("the policy", spec.action_names, spec.state_dim, spec.cameras)
         if problem:
             raise ValueError(problem)
+        super().__init__(config, layout, on_shutdown)
         self._policy = policy
         # A local policy serves this robot alone, so its own state goes at episode boundaries too.
         self._request_step = RequestStep(policy, reset_policy_on_episode=True)
-        self._session = SessionProcessor(policy.make_processor())
+        self._processor = SessionProcessor(policy.make_processor())
         self._rtc = config.rtc and spec.supports_rtc
         self._worker = Worker(
             f"policylink-local-{config.client_id}",
-            self._wakeup,
+            self._face.wakeup,
             self._step,
-            on_error=self._abandon_pending,
-            finished=lambda: self.failed,
+            on_error=self._ladder.abandon,
+            finished=lambda: self._ladder.failed,
             switch_interval_s=config.switch_interval_s,
         )
 
     def start(self) -> None:
-        self._require_idle()
-        self._configure_session(
+        self._ladder.require_idle()
+        self._ledger.open_session(
             replace=self._rtc,
             horizon=self.config.rtc_horizon or None,
             session_id="local",
             epoch=0,
             schema=SCHEMA_VERSION,
         )
-        self._restart_offline_clock()
+        self._ladder.restart_offline_clock()
         mode = "RTC replace" if self._rtc else "append"
-        self._set_state(EngineState.STREAMING, f"local policy {self._policy.spec.family}, {mode}")
+        self._ladder.set_state(
+            EngineState.STREAMING, f"local policy {self._policy.spec.family}, {mode}"
+        )
         self._worker.start()
 
     def stop(self) -> None:
         # No time limit: the worker may be inside a slow forward, which cannot be cut short.
         self._worker.stop()
-        self._set_state(EngineState.STOPPED, "stopped by the caller")
+        self._ladder.set_state(EngineState.STOPPED, "stopped by the caller")
+
+    def _announce_episode(self, episode_id: int) -> None:
+        """Nothing to send: the episode's first request carries `episode_start`, on which the
+        request step resets the processor's and the policy's per-episode state."""
 
     def _step(self, now_ns: int) -> None:
-        request = self._take_request(now_ns)
+        request = self._ledger.take_request(now_ns) if self._ladder.requesting else None
         if request is not None:
             reply = self._infer(request.header.episode_id, request.observation)
-            if self._accept(request.header, reply, time.monotonic_ns()) is Outcome.ERROR:
-                logger.warning("%s: %s", self.config.client_id, reply.message)
+            received_ns = time.monotonic_ns()
+            verdict = self._ledger.accept(request.header, reply, received_ns)
+            self._ladder.reply_taken(verdict, received_ns)
+            if verdict.outcome is Outcome.ERROR:
+                logger.warning("%s: %s", self.config.client_id, verdict.problem)
         now_ns = time.monotonic_ns()
-        self._set_state(*self._playback_state(now_ns))
-        self._die_if_offline(now_ns)
+        self._ladder.update(now_ns)
+        self._ladder.die_if_offline(now_ns)
 
     def _infer(self, episode_id: int, obs: Observation) -> ActionChunk | ErrorReply:
         """The server's request step, in process."""
         [reply] = self._request_step.run(
-            [StepRequest(obs, self._session, episode_id, rtc=self._rtc)]
+            [StepRequest(obs, self._processor, episode_id, rtc=self._rtc)]
         )
         return reply

@@ -12,9 +12,15 @@ import time
 
 import numpy as np
 
+from policylink.client.config import ClientConfig
 from policylink.client.engine import EngineState
+from policylink.client.engine_parts import EngineParts
 from policylink.client.latency import NS_PER_S
-from policylink.client.network_engine import NetworkEngine
+from policylink.client.link import ClientLink
+from policylink.client.links import make_link
+from policylink.client.robot import RobotLayout
+from policylink.client.safety_ladder import ShutdownCallback
+from policylink.client.session_link import SessionLink
 
 _LIVE = frozenset(
     {
@@ -26,49 +32,78 @@ _LIVE = frozenset(
 )
 
 
-class SyncEngine(NetworkEngine):
+class SyncEngine(EngineParts):
+    def __init__(
+        self,
+        config: ClientConfig,
+        layout: RobotLayout,
+        *,
+        link: ClientLink | None = None,
+        on_shutdown: ShutdownCallback | None = None,
+    ) -> None:
+        super().__init__(config, layout, on_shutdown)
+        self._transport = link if link is not None else make_link(config)
+        self._session = SessionLink(
+            self._transport,
+            config,
+            layout,
+            face=self._face,
+            ledger=self._ledger,
+            ladder=self._ladder,
+        )
+        self._request_timeout_ns = round(config.request_timeout_s * NS_PER_S)
+
+    def start(self) -> None:
+        """Open the session (see `SessionLink.open`); requests are made by `get_action()`."""
+        self._ladder.require_idle()
+        self._session.open()
+
+    def stop(self) -> None:
+        """Close the session and the link. Idempotent."""
+        self._session.close()
+        self._ladder.set_state(EngineState.STOPPED, "stopped by the caller")
+
     def get_action(self) -> np.ndarray | None:
         """Blocks for one request when the queue is empty; the fallback if that fails."""
-        action = self._pop_fresh()
-        if action is None and self.state in _LIVE:
-            if self._die_if_offline(time.monotonic_ns()):
-                self._transport.close()
+        action = self._face.pop_fresh()
+        if action is None and self._ladder.state in _LIVE:
+            if self._ladder.die_if_offline(time.monotonic_ns()):
+                self._session.close()
             else:
                 self._fill()
-                action = self._pop_fresh()
-                if self._lost is None:
-                    self._set_state(*self._playback_state(time.monotonic_ns()))
-        return action if action is not None else self._fallback_tick()
+                action = self._face.pop_fresh()
+                if self._session.lost is None:
+                    self._ladder.update(time.monotonic_ns())
+        return action if action is not None else self._face.fallback()
 
-    def _on_reset(self, episode_id: int) -> None:
-        if self._lost is None:
-            self._send_reset(episode_id)
+    def _announce_episode(self, episode_id: int) -> None:
+        if self._session.lost is None:
+            self._session.send_reset(episode_id)
 
     def _fill(self) -> None:
-        if self._lost is not None and not self._reconnect():
+        if self._session.lost is not None and not self._reconnect():
             return
         if not self._transport.server_alive():
-            self._declare_lost("server presence lost")
+            self._session.declare_lost("server presence lost")
+            return
+        if not self._ladder.requesting:
             return
         now_ns = time.monotonic_ns()
-        request = self._take_request(now_ns, force=True)
+        request = self._ledger.take_request(now_ns, force=True)
         if request is None:
             return
-        self._send(request)
-        deadline = now_ns + round(self.config.request_timeout_s * NS_PER_S)
-        while self._pending_age_ns(now_ns) is not None:
+        self._session.send(request)
+        deadline = now_ns + self._request_timeout_ns
+        while self._ledger.pending is not None:
             remaining = (deadline - time.monotonic_ns()) / NS_PER_S
             # Other wake-ups (an observation offered) end the wait early: it just resumes.
-            if remaining <= 0 or not self._wakeup.wait(remaining):
-                self._timeouts_in_row += 1
-                self._abandon_pending("request timed out", timed_out=True)
-                if self._timeouts_in_row >= self.config.timeouts_before_reconnect:
-                    self._declare_lost(f"{self._timeouts_in_row} requests in a row timed out")
+            if remaining <= 0 or not self._face.wakeup.wait(remaining):
+                self._session.time_out_request("request timed out")
                 return
-            self._drain_inbox()
+            self._session.drain_inbox()
 
     def _reconnect(self) -> bool:
         now_ns = time.monotonic_ns()
-        if now_ns < self._next_attempt_ns:
+        if now_ns < self._session.next_attempt_ns:
             return False
-        return self._reopen_session(now_ns)
+        return self._session.reopen(now_ns)

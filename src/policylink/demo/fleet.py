@@ -12,8 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from policylink.client import ClientConfig, RemoteEngine, RobotLayout, SyncEngine, run_loop
-from policylink.client.buffered_engine import BufferedEngine
+from policylink.client import ClientConfig, Engine, RemoteEngine, RobotLayout, SyncEngine, run_loop
 from policylink.client.link import ClientLink
 from policylink.client.links import make_link
 from policylink.client.links.impairment import ImpairedLink, NetworkImpairment
@@ -115,7 +114,7 @@ class RobotDriver:
         self.abort = abort
         self._lock = threading.Lock()
         # Guarded by _lock: the engine (None before start and after stop) and episode counts.
-        self._engine: BufferedEngine | None = None
+        self._engine: Engine | None = None
         self._done = 0
         self._succeeded = 0
         self.thread = threading.Thread(target=self.run, name=f"policylink-demo-{self.name}")
@@ -182,7 +181,7 @@ class RobotDriver:
             with self._lock:
                 self._engine = None
 
-    def _episodes(self, engine: BufferedEngine, layout: RobotLayout) -> None:
+    def _episodes(self, engine: Engine, layout: RobotLayout) -> None:
         meter = WaitMeter(engine)
         for _ in range(self.config.episodes):
             if self.abort.is_set() or engine.failed:
@@ -212,7 +211,7 @@ class RobotDriver:
 class _TickRecorder:
     """`run_loop`'s per-tick callback for one episode: samples the engine, ends the episode."""
 
-    def __init__(self, driver: RobotDriver, engine: BufferedEngine, meter: WaitMeter) -> None:
+    def __init__(self, driver: RobotDriver, engine: Engine, meter: WaitMeter) -> None:
         self.driver = driver
         self.engine = engine
         self.meter = meter

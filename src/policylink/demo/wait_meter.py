@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from policylink.client.engine import Engine, EngineState, EngineStats
+from policylink.client.engine import Engine, EngineState, EngineStats, Transition
 from policylink.wire.messages import Observation
 
 
@@ -59,6 +59,9 @@ class WaitMeter:
 
     def reset(self) -> None:
         self.engine.reset()
+
+    def transitions(self) -> list[Transition]:
+        return self.engine.transitions()
 
     def notify_observation(self, obs: Observation) -> None:
         self.engine.notify_observation(obs)

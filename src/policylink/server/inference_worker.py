@@ -26,8 +26,10 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from statistics import median
 
 from policylink.policy.base import Policy, dummy_observation
 from policylink.policy.request_step import (
@@ -54,25 +56,32 @@ DECODE_THREADS = 2
 PREPARE_GUESS_NS = 2_000_000
 
 
-def warm_up(policy: Policy, count: int, batch_sizes: tuple[int, ...] = (1,)) -> dict[int, float]:
-    """Run `count` batches of dummy observations per batch size through the request step
-    (first-call allocation, kernel selection, lazy init) before the service is declared;
-    returns the last forward's milliseconds per batch size, a first entry for the capacity
-    table."""
+def warm_up(policy: Policy, count: int, batch_sizes: Iterable[int] = (1,)) -> dict[int, float]:
+    """Run `count` batches of dummy observations per batch size through the request step and
+    return the median forward milliseconds per size (the first forward, which pays for lazy
+    initialisation, is left out when there are others).
+
+    At start-up it is the warm-up (first-call allocation, kernel selection) that runs before the
+    service is declared, and a first entry for the capacity table; `policylink capacity` runs
+    it with more repeats over every batch size.
+    """
     step = RequestStep(policy)
-    last_ms: dict[int, float] = {}
+    medians: dict[int, float] = {}
     for size in batch_sizes:
         sessions = [SessionProcessor(policy.make_processor()) for _ in range(size)]
+        times: list[float] = []
         for index in range(count):
             requests = [
                 StepRequest(dummy_observation(policy.spec, seed=index * size + row), session, 0)
                 for row, session in enumerate(sessions)
             ]
-            for reply in step.run(requests):
+            replies = step.run(requests)
+            for reply in replies:
                 if isinstance(reply, ErrorReply):
-                    raise RuntimeError(f"warm-up failed: {reply.message}")
-                last_ms[size] = reply.inference_ms
-    return last_ms
+                    raise RuntimeError(f"warm-up at batch {size} failed: {reply.message}")
+            times.append(replies[0].inference_ms)
+        medians[size] = median(times[1:] or times)
+    return medians
 
 
 @dataclass
