@@ -1,16 +1,20 @@
-"""Fixtures: in-process servers on free loopback ports, and engines that are always stopped."""
+"""Fixtures: servers on free loopback ports, and engines that are always stopped."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from policylink.client import ClientConfig, RemoteEngine, RobotLayout, SyncEngine
 from policylink.server import serving_modes
-from policylink.server.app import ServerApp
-from tests.support.servers import in_process_servers
+from tests.support.server_process import ServerProcess, hosts_servers
+from tests.support.servers import in_process_servers, process_servers
+
+if TYPE_CHECKING:
+    from policylink.server.app import ServerApp
 
 TRACE = "tests.client.policies:build_trace"
 ECHO = "tests.server.policies:build_echo"
@@ -20,8 +24,10 @@ def python_policy(factory: str, **params: Any) -> dict[str, Any]:
     return {"kind": "python", "factory": factory, "params": params}
 
 
-def endpoint_of(app: ServerApp) -> str:
-    return app.manifest.zenoh.listen[0]
+def endpoint_of(server: ServerApp | ServerProcess) -> str:
+    if isinstance(server, ServerProcess):
+        return server.endpoint
+    return server.manifest.zenoh.listen[0]
 
 
 @pytest.fixture
@@ -32,9 +38,12 @@ def shared_test_policies(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def start_server() -> Iterator[Callable[..., ServerApp]]:
-    """`start_server(**manifest_fields)` → a started in-process server on a free port."""
-    with in_process_servers() as start:
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerApp | ServerProcess]]:
+    """`start_server(**manifest_fields)` → a started server on a free port: in this process, or
+    a `policylink serve` child where this interpreter has no torch (`make test-py310`); a test
+    reaches it through `endpoint_of` alone."""
+    servers = in_process_servers() if hosts_servers() else process_servers(tmp_path / "servers")
+    with servers as start:
         yield lambda **fields: start(fields)
 
 

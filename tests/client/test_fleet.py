@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from policylink.client import ClientConfig, LoopStats, RemoteEngine, RobotLayout, run_loop
-from policylink.server.app import ServerApp
 from tests.client.conftest import ECHO, endpoint_of, python_policy
 from tests.client.robots import ScriptedRobot
+
+if TYPE_CHECKING:
+    from policylink.server.app import ServerApp
 
 ROBOTS = 8
 FPS = 30.0

@@ -13,8 +13,6 @@ import pytest
 
 from policylink.client import ClientConfig, EngineState, RemoteEngine, RobotLayout
 from policylink.net.ports import free_port
-from policylink.server.app import ServerApp
-from policylink.server.manifest import Manifest
 from policylink.wire import Observation
 from tests.client.conftest import ECHO, python_policy
 from tests.client.server_process import ServerProcess
@@ -48,10 +46,6 @@ def manifest(endpoint: str, state_dim: int = 3) -> dict[str, Any]:
 
 def config_for(endpoint: str) -> ClientConfig:
     return ClientConfig(endpoint=endpoint, client_id="arm", **ENGINE)
-
-
-def manifest_for_app(endpoint: str, state_dim: int = 3) -> Manifest:
-    return Manifest.from_data(manifest(endpoint, state_dim))
 
 
 @pytest.fixture
@@ -95,11 +89,11 @@ def states_after(engine: RemoteEngine, since: float) -> list[EngineState]:
 
 
 def test_a_killed_server_is_ridden_out_and_rejoined_when_it_returns(
-    server_process: ServerProcess, endpoint: str
+    server_process: ServerProcess, endpoint: str, tmp_path: Path
 ) -> None:
     engine = RemoteEngine(config_for(endpoint), LAYOUT)
     engine.start()
-    replacement: ServerApp | None = None
+    replacement: ServerProcess | None = None
     try:
         loop = ControlLoop(engine)
         loop.run_until(lambda: engine.stats.chunks_merged >= 5)
@@ -107,13 +101,13 @@ def test_a_killed_server_is_ridden_out_and_rejoined_when_it_returns(
         server_process.kill()
         loop.run_until(lambda: engine.state is EngineState.RECONNECTING)
         loop.run_until(lambda: loop.zero_actions >= 10)
-        replacement = ServerApp(manifest_for_app(endpoint)).start()
+        replacement = ServerProcess(manifest(endpoint), tmp_path, "replacement").wait_serving()
         merged = engine.stats.chunks_merged
         loop.run_until(lambda: engine.stats.chunks_merged > merged)
     finally:
         engine.stop()
         if replacement is not None:
-            replacement.stop()
+            replacement.kill()
     walk = states_after(engine, killed_at)
     assert walk[:4] == [
         EngineState.DEGRADED,
@@ -128,23 +122,24 @@ def test_a_killed_server_is_ridden_out_and_rejoined_when_it_returns(
 
 
 def test_a_server_back_with_another_action_layout_kills_the_engine(
-    server_process: ServerProcess, endpoint: str
+    server_process: ServerProcess, endpoint: str, tmp_path: Path
 ) -> None:
     reasons: list[str] = []
     engine = RemoteEngine(config_for(endpoint), LAYOUT, on_shutdown=reasons.append)
     engine.start()
-    replacement: ServerApp | None = None
+    replacement: ServerProcess | None = None
     try:
         loop = ControlLoop(engine)
         loop.run_until(lambda: engine.stats.chunks_merged >= 2)
         server_process.kill()
         loop.run_until(lambda: engine.state is EngineState.RECONNECTING)
-        replacement = ServerApp(manifest_for_app(endpoint, state_dim=4)).start()
+        replacement = ServerProcess(manifest(endpoint, state_dim=4), tmp_path, "replacement")
+        replacement.wait_serving()
         loop.run_until(lambda: engine.failed)
     finally:
         engine.stop()
         if replacement is not None:
-            replacement.stop()
+            replacement.kill()
     assert engine.state is EngineState.DEAD
     assert len(reasons) == 1
     assert "contract violation" in reasons[0]

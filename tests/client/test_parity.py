@@ -9,18 +9,21 @@ checks, processor, forward) → Zenoh → decode; none of it may change a bit.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pytest
 
 from policylink.client import ClientConfig, LocalEngine, RemoteEngine, RobotLayout
 from policylink.policy.registry import PolicyConfig
-from policylink.server.app import ServerApp
 from policylink.wire import CameraSpec, Observation
 from tests.client.conftest import endpoint_of, python_policy
 from tests.client.policies import build_slow_transformer
 from tests.client.robots import MOTORS
 from tests.support.waiting import wait_for
+
+if TYPE_CHECKING:
+    from policylink.server.app import ServerApp
 
 SLOW = "tests.client.policies:build_slow_transformer"
 PARAMS: dict[str, Any] = {
@@ -59,6 +62,7 @@ def drive(engine: LocalEngine | RemoteEngine) -> tuple[list[np.ndarray], tuple[n
 def test_remote_and_local_engines_leave_byte_identical_queues(
     start_server: Callable[..., ServerApp], start_engine: Callable[..., RemoteEngine]
 ) -> None:
+    pytest.importorskip("torch", reason="the LocalEngine half runs the torch transformer here")
     app = start_server(policy=python_policy(SLOW, **PARAMS), rtc={"execution_horizon": 5})
     remote = start_engine(endpoint_of(app), LAYOUT, **CONFIG)
     policy = build_slow_transformer(PolicyConfig(params=dict(PARAMS)), "cpu", "float32")

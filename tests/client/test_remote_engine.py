@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -18,7 +19,6 @@ from policylink.client import (
     SyncEngine,
 )
 from policylink.net.ports import free_port
-from policylink.server.app import ServerApp
 from policylink.wire import ErrorCode, Observation
 from tests.client.conftest import ECHO, TRACE, endpoint_of, python_policy
 from tests.client.policies import RAISE_MARKER
@@ -26,9 +26,12 @@ from tests.client.robots import MOTORS, ScriptedRobot
 from tests.client.waiting import offer_until
 from tests.support.waiting import wait_for
 
+if TYPE_CHECKING:
+    from policylink.server.app import ServerApp
+
 LAYOUT = RobotLayout.of(ScriptedRobot())
 ECHO_LAYOUT = RobotLayout(tuple(f"joint_{i}" for i in range(3)), ("a", "b", "c"))
-StartServer = Callable[..., ServerApp]
+StartServer = Callable[..., "ServerApp"]
 StartEngine = Callable[..., RemoteEngine | SyncEngine]
 
 

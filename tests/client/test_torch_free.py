@@ -4,11 +4,14 @@ drives a RemoteEngine against a real server, and a LocalEngine with a numpy poli
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from policylink.server.app import ServerApp
 from tests.client.conftest import TRACE, endpoint_of, python_policy
 from tests.client.server_process import REPO
 from tests.support.blocked_imports import run_blocking
+
+if TYPE_CHECKING:
+    from policylink.server.app import ServerApp
 
 
 def first_action_without_torch(engine: str) -> list[str]:

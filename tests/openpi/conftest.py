@@ -1,20 +1,54 @@
-"""Fixtures: a real policylink server with its OpenPI surface on a free port, and stock clients."""
+"""Fixtures: a real policylink server with its OpenPI surface on a free port, and stock clients.
+
+On the robot's interpreter (`make test-py310`: Python 3.10, no torch) the server is a
+`policylink serve` child, and the modules that test the server itself are skipped whole.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 from openpi_client.websocket_client_policy import WebsocketClientPolicy
 
 from policylink.server import serving_modes
-from policylink.server.app import ServerApp
-from tests.openpi.policies import FAMILY
-from tests.support.servers import in_process_servers
+from tests.support.server_process import ServerProcess, hosts_servers
+from tests.support.servers import in_process_servers, process_servers
+
+if TYPE_CHECKING:
+    from policylink.server.app import ServerApp
 
 IMAGE_SIZE = 8
+# `tests.openpi.policies.FAMILY`, spelled out: that module imports torch.
+PROBE_FAMILY = "tests.openpi.probe"
+
+# Modules that test policylink's OpenPI surface from inside the server's process, or run
+# `policylink serve` with this interpreter: server side, so not on the robot's interpreter.
+SERVER_SIDE = {
+    "test_openpi_server.py": "reaches into the in-process server and its torch probe policy",
+    "test_mixed_transports.py": "reaches into the in-process server's sessions",
+    "test_openpi_serve_process.py": "runs `policylink serve` on this interpreter",
+}
+
+
+class ServerSideModule(pytest.Module):
+    """A `SERVER_SIDE` module on an interpreter without torch: skipped, never imported."""
+
+    def collect(self) -> list[Any]:
+        pytest.skip(
+            f"{self.path.name} is server side ({SERVER_SIDE[self.path.name]}), and this "
+            "interpreter has no torch",
+            allow_module_level=True,
+        )
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> Any:
+    if module_path.name in SERVER_SIDE and not hosts_servers():
+        return ServerSideModule.from_parent(parent, path=module_path)
+    return None
 
 
 def probe_policy(**params: Any) -> dict[str, Any]:
@@ -36,7 +70,7 @@ def libero_obs(state: list[float], front: int = 10, wrist: int = 20, **extra: An
 @pytest.fixture(autouse=True)
 def verified_probe(monkeypatch: pytest.MonkeyPatch) -> None:
     """The probe's chunk call reads nothing but its arguments, so it may be shared."""
-    monkeypatch.setitem(serving_modes.VERIFIED_FAMILIES, FAMILY, serving_modes.SHARED)
+    monkeypatch.setitem(serving_modes.VERIFIED_FAMILIES, PROBE_FAMILY, serving_modes.SHARED)
 
 
 class Served:
@@ -54,10 +88,23 @@ class Served:
         return self.app.core.status().active_sessions
 
 
+class ServedProcess:
+    """A `policylink serve` child and its OpenPI surface: reachable over the network only."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.port = server.openpi_port
+
+    def url(self, path: str = "/") -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+
 @pytest.fixture
-def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Served]]:
+def serve(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Callable[..., Served | ServedProcess]]:
     """`serve(openpi={...}, policy_params={...}, api_key=..., **manifest_fields)` → a server
-    started from its manifest, with the OpenPI surface on a free port."""
+    started from its manifest, with the OpenPI surface on a free port: in this process, or a
+    `policylink serve` child where this interpreter has no torch."""
 
     def start(
         openpi: dict[str, Any] | None = None,
@@ -70,9 +117,11 @@ def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Served]]:
             monkeypatch.setenv("POLICYLINK_TEST_OPENPI_KEY", api_key)
             settings["api_key_env"] = "POLICYLINK_TEST_OPENPI_KEY"
         policy = probe_policy(**(policy_params or {}))
-        return Served(start_app({"policy": policy, "openpi": settings, **fields}))
+        started = start_server({"policy": policy, "openpi": settings, **fields})
+        return ServedProcess(started) if isinstance(started, ServerProcess) else Served(started)
 
-    with in_process_servers() as start_app:
+    servers = in_process_servers() if hosts_servers() else process_servers(tmp_path / "servers")
+    with servers as start_server:
         yield start
 
 

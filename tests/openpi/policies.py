@@ -5,7 +5,8 @@ index, two columns carry the mean pixel of the `front` and `wrist` images (so a 
 shows), and the last column is how many requests this session's processor has served since
 its episode began (so a reset or a session switch that failed to free state shows). With
 `delay_s` each forward takes that long; with `started_file` the file appears when a forward
-begins, so a test can act mid-forward.
+begins, so a test can act mid-forward; with `max_batch_size` it takes that many requests per
+forward, and `batch_sizes` records how many each forward got.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ class ProbePolicy:
             family=FAMILY,
             cameras=cameras,
             trained_fps=30.0,
+            max_batch_size=int(params.get("max_batch_size", 1)),
         )
+        self.batch_sizes: list[int] = []
         self.delay_s = float(params.get("delay_s", 0.0))
         started = params.get("started_file")
         self.started_file = Path(started) if started else None
@@ -77,6 +80,7 @@ class ProbePolicy:
         """Stateless: per-session state lives in the processor."""
 
     def predict_chunk(self, batch: ChunkBatch) -> np.ndarray:
+        self.batch_sizes.append(len(batch))
         if self.started_file is not None:
             self.started_file.touch()
         if self.delay_s:

@@ -237,6 +237,37 @@ def test_eight_concurrent_clients_each_get_their_own_chunks(serve, client):
     assert results == {i: [i * 100.0 + step for step in range(5)] for i in range(8)}
 
 
+def test_eight_stock_clients_are_served_in_shared_forwards(serve, client):
+    served = serve(
+        max_sessions=8,
+        scheduler="batch",
+        max_wait_ms=20.0,
+        policy_params={"delay_s": 0.03, "max_batch_size": 8},
+    )
+    policies = [client(served.url()) for _ in range(8)]
+    results: dict[int, list[float]] = {}
+
+    def drive(index: int) -> None:
+        results[index] = [
+            float(
+                policies[index].infer(libero_obs([index * 100.0 + step, 0.0, 0.0]))["actions"][0, 0]
+            )
+            for step in range(4)
+        ]
+
+    threads = [
+        threading.Thread(target=drive, args=(i,), name=f"openpi-client-{i}") for i in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results == {i: [i * 100.0 + step for step in range(4)] for i in range(8)}
+    sizes = served.app.policy.batch_sizes
+    assert max(sizes) > 1, sizes
+    assert len(sizes) < 32, f"32 requests took {len(sizes)} forwards: {sizes}"
+
+
 def test_startup_line_names_the_openpi_endpoints(serve):
     served = serve()
     assert f"openpi ws://127.0.0.1:{served.openpi.port}/," in served.app.startup_line()

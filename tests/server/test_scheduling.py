@@ -125,7 +125,11 @@ def test_round_robin_serves_every_ready_session_once_per_round():
     picks = [scheduler.select(sessions, 1, 0)[0].session_id for _ in range(4)]
     assert picks == ["s0", "s1", "s2", "s0"]
     not_ready_s1 = [sessions[0], sessions[2]]
-    assert [scheduler.select(not_ready_s1, 1, 0)[0].session_id for _ in range(3)] == ["s2", "s0", "s2"]
+    assert [scheduler.select(not_ready_s1, 1, 0)[0].session_id for _ in range(3)] == [
+        "s2",
+        "s0",
+        "s2",
+    ]
     assert scheduler.select([], 1, 0) == []
 
 

@@ -15,6 +15,7 @@ session echoes the robot's own layout, and the width of every chunk is checked i
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import logging
 import os
@@ -67,6 +68,14 @@ CANNOT_CARRY = (
     "appended to the queue (no real-time chunking)"
 )
 CLOSE_TIMEOUT_S = 1.0
+# websockets 17 warns about a connection used outside a `with` block unless told `legacy=True`
+# (the link outlives the call that dials it); 16.1, its last release for Python 3.10, has
+# neither the flag nor the warning.
+_DIRECT: dict[str, bool] = (
+    {"legacy": True}
+    if "legacy" in inspect.signature(websockets.sync.client.connect).parameters
+    else {}
+)
 _epochs = itertools.count(1)
 
 
@@ -343,7 +352,7 @@ class OpenPILink:
                 max_size=self._max_frame_bytes,
                 open_timeout=timeout_s,
                 close_timeout=CLOSE_TIMEOUT_S,
-                legacy=True,  # a direct connection: the link outlives this call
+                **_DIRECT,
             )
         except InvalidStatus as exc:
             return _refusal(exc.response.status_code, exc.response.body, self.url)
