@@ -214,9 +214,9 @@ def test_session_closed_as_idle_is_reopened_on_the_next_frame(serve, client):
     assert reply["actions"][0, 0] == 5 and reply["actions"][0, -1] == 1
 
 
-def test_eight_concurrent_clients_each_get_their_own_chunks(serve, client):
-    served = serve(max_sessions=8)
-    policies = [client(served.url()) for _ in range(8)]
+def drive_concurrently(policies: list, steps: int) -> dict[int, list[float]]:
+    """Each client on its own thread sends `steps` requests whose state names client and step;
+    returns the first action of every reply, by client."""
     results: dict[int, list[float]] = {}
 
     def drive(index: int) -> None:
@@ -224,16 +224,24 @@ def test_eight_concurrent_clients_each_get_their_own_chunks(serve, client):
             float(
                 policies[index].infer(libero_obs([index * 100.0 + step, 0.0, 0.0]))["actions"][0, 0]
             )
-            for step in range(5)
+            for step in range(steps)
         ]
 
     threads = [
-        threading.Thread(target=drive, args=(i,), name=f"openpi-client-{i}") for i in range(8)
+        threading.Thread(target=drive, args=(i,), name=f"openpi-client-{i}")
+        for i in range(len(policies))
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    return results
+
+
+def test_eight_concurrent_clients_each_get_their_own_chunks(serve, client):
+    served = serve(max_sessions=8)
+    policies = [client(served.url()) for _ in range(8)]
+    results = drive_concurrently(policies, 5)
     assert results == {i: [i * 100.0 + step for step in range(5)] for i in range(8)}
 
 
@@ -245,23 +253,7 @@ def test_eight_stock_clients_are_served_in_shared_forwards(serve, client):
         policy_params={"delay_s": 0.03, "max_batch_size": 8},
     )
     policies = [client(served.url()) for _ in range(8)]
-    results: dict[int, list[float]] = {}
-
-    def drive(index: int) -> None:
-        results[index] = [
-            float(
-                policies[index].infer(libero_obs([index * 100.0 + step, 0.0, 0.0]))["actions"][0, 0]
-            )
-            for step in range(4)
-        ]
-
-    threads = [
-        threading.Thread(target=drive, args=(i,), name=f"openpi-client-{i}") for i in range(8)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    results = drive_concurrently(policies, 4)
     assert results == {i: [i * 100.0 + step for step in range(4)] for i in range(8)}
     sizes = served.app.policy.batch_sizes
     assert max(sizes) > 1, sizes
