@@ -48,6 +48,7 @@ def observation_body(cameras: int) -> bytes:
     return wire.encode_observation(obs, JPEG_QUALITY)
 
 
+REPLICA = "bench-0"
 STALL_RESEND_S = 1.0
 """A robot whose observation or chunk was dropped under load asks again after this long."""
 
@@ -100,7 +101,12 @@ class ClosedLoopRobot:
 
 
 def robots_main(
-    endpoint: str, namespace: tuple[str, str, str], sessions: int, requests: int, cameras: int
+    endpoint: str,
+    namespace: tuple[str, str, str],
+    replica: str,
+    sessions: int,
+    requests: int,
+    cameras: int,
 ) -> dict[str, Any]:
     """Child process: `sessions` closed-loop robots, each sending `requests` observations."""
     from policylink.net.zenoh_session import (
@@ -121,7 +127,7 @@ def robots_main(
             wire.MsgType.STATUS,
             query(
                 zsession,
-                ns.status,
+                ns.status(replica),
                 wire.encode_message(wire.StatusRequest()),
                 wire.pack_header(wire.Header(wire.SCHEMA_VERSION, wire.MsgType.STATUS_REQUEST)),
                 10.0,
@@ -132,15 +138,17 @@ def robots_main(
             wire.MsgType.SESSION_ACK,
             query(
                 zsession,
-                ns.session,
+                ns.session(client, replica),
                 wire.encode_message(request),
                 wire.pack_header(wire.Header(wire.SCHEMA_VERSION, wire.MsgType.SESSION_OPEN)),
                 10.0,
             )[0].ok.payload.to_bytes(),
         )
-        publisher = declare_observation_publisher(zsession, ns.obs(client))
+        publisher = declare_observation_publisher(zsession, ns.obs(client, replica))
         robot = ClosedLoopRobot(publisher, body, ack.session_epoch, requests)
-        keep.extend([publisher, zsession.declare_subscriber(ns.action(client), robot.on_chunk)])
+        keep.extend(
+            [publisher, zsession.declare_subscriber(ns.action(client, replica), robot.on_chunk)]
+        )
         robots.append(robot)
     started = time.perf_counter()
     for robot in robots:
@@ -185,6 +193,7 @@ def run_case(
                 },
             },
             "model_id": "bench",
+            "replica_id": REPLICA,
             "torch_threads": threads,
             "max_sessions": max(sessions, 1),
             "zenoh": {"listen": [endpoint]},
@@ -195,7 +204,15 @@ def run_case(
     with collect_audit() as collector, ServerApp(manifest):
         robots = multiprocessing.get_context("spawn").Process(
             target=_robots_entry,
-            args=(out, endpoint, ("bench", "main", "default"), sessions, requests, cameras),
+            args=(
+                out,
+                endpoint,
+                ("bench", "main", "default"),
+                REPLICA,
+                sessions,
+                requests,
+                cameras,
+            ),
             name="bench-robots",
             daemon=True,
         )

@@ -49,6 +49,6 @@ def test_tls_certificate_and_key_go_together() -> None:
         ClientConfig(tls_cert="robot.pem")
 
 
-def test_a_reserved_word_cannot_be_a_client_id() -> None:
-    with pytest.raises(KeyExprError, match="reserved"):
-        ClientConfig(client_id="server")
+def test_a_client_id_that_is_not_a_key_segment_is_refused_not_rewritten() -> None:
+    with pytest.raises(KeyExprError, match="not a valid key segment"):
+        ClientConfig(client_id="arm 1")

@@ -21,7 +21,13 @@ def test_zenoh_robots_and_openpi_clients_share_the_worker_in_turn(serve, client)
     served = serve(policy_params={"delay_s": FORWARD_S}, max_sessions=4)
     app = served.app
     robots = [
-        Robot(app.manifest.zenoh.listen[0], app.manifest.namespace(), f"arm-{i}") for i in range(2)
+        Robot(
+            app.manifest.zenoh.listen[0],
+            app.manifest.namespace(),
+            f"arm-{i}",
+            replica=app.core.replica_id,
+        )
+        for i in range(2)
     ]
     openpi_clients = [client(served.url()) for _ in range(2)]
     stop = threading.Event()

@@ -38,6 +38,7 @@ def connect() -> Iterator[Callable[..., Robot]]:
 
     def make(app: ServerApp, client_id: str, **options: Any) -> Robot:
         endpoint = app.manifest.zenoh.listen[0]
+        options.setdefault("replica", app.core.replica_id)
         robot = Robot(endpoint, app.manifest.namespace(), client_id, **options)
         robots.append(robot)
         return robot

@@ -26,17 +26,20 @@ class Robot:
         namespace: wire.Namespace,
         client_id: str,
         *,
+        replica: str,
         declare_liveliness: bool = False,
     ) -> None:
-        self.namespace, self.client_id = namespace, client_id
+        self.namespace, self.client_id, self.replica = namespace, client_id, replica
         self.session = open_zenoh_session(ZenohSettings(mode="peer", connect=[endpoint]))
         self.replies: queue.Queue[tuple[wire.Header, wire.Message]] = queue.Queue()
         self._subscriber = self.session.declare_subscriber(
-            namespace.action(client_id), self._on_action
+            namespace.action(client_id, replica), self._on_action
         )
-        self._publisher = declare_observation_publisher(self.session, namespace.obs(client_id))
+        self._publisher = declare_observation_publisher(
+            self.session, namespace.obs(client_id, replica)
+        )
         self.token = (
-            self.session.liveliness().declare_token(namespace.client_alive(client_id))
+            self.session.liveliness().declare_token(namespace.robot_alive(client_id))
             if declare_liveliness
             else None
         )
@@ -59,7 +62,7 @@ class Robot:
         return reply_header, wire.decode_message(reply_header.msg_type, sample.payload.to_bytes())
 
     def status(self) -> wire.Status:
-        _, message = self.request(self.namespace.status, wire.StatusRequest())
+        _, message = self.request(self.namespace.status(self.replica), wire.StatusRequest())
         assert isinstance(message, wire.Status)
         return message
 
@@ -75,7 +78,7 @@ class Robot:
         )
         for name, value in fields.items():
             setattr(request, name, value)
-        _, reply = self.request(self.namespace.session, request)
+        _, reply = self.request(self.namespace.session(self.client_id, self.replica), request)
         assert isinstance(reply, wire.SessionAck | wire.ErrorReply)
         if isinstance(reply, wire.SessionAck):
             self.ack = reply
@@ -125,7 +128,7 @@ class Robot:
     def reset(self, episode_id: int) -> wire.Message:
         assert self.ack is not None
         _, reply = self.request(
-            self.namespace.reset(self.client_id),
+            self.namespace.reset(self.client_id, self.replica),
             wire.Reset(session_id=self.ack.session_id, episode_id=episode_id),
         )
         return reply

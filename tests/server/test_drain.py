@@ -26,6 +26,8 @@ POLICYLINK = [sys.executable, "-c", "from policylink.cli.main import main; main(
 
 pytestmark = pytest.mark.slow
 
+REPLICA = "drain-test"
+
 
 class ServerProcess:
     """`policylink serve` in a subprocess, its stdout lines collected by a reader thread."""
@@ -86,6 +88,7 @@ def slow_server(tmp_path) -> Iterator[tuple[ServerProcess, str, Path]]:
                     "params": {"state_dim": 2, "delay_s": 1.5, "started_file": str(started)},
                 },
                 "serving_mode": "exclusive",
+                "replica_id": REPLICA,
                 "warmup_inferences": 0,
                 "zenoh": {"listen": [endpoint]},
             }
@@ -104,10 +107,10 @@ def test_sigterm_drains_the_in_flight_forward_and_exits_zero(slow_server):
     server.wait_for_line("serving")
 
     namespace = wire.Namespace.of("policylink-transformer")
-    robot = Robot(endpoint, namespace, "arm")
+    robot = Robot(endpoint, namespace, "arm", replica=REPLICA)
     events: queue.Queue[tuple[str, zenoh.SampleKind]] = queue.Queue()
     watcher = robot.session.liveliness().declare_subscriber(
-        namespace.server_alive,
+        namespace.replica_alive(REPLICA),
         lambda sample: events.put(("server", sample.kind)),
         history=True,
     )

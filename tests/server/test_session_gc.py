@@ -40,7 +40,7 @@ def test_reappearing_token_cancels_collection(start_server, connect):
     robot = connect(app, "arm", declare_liveliness=True)
     session_id = robot.opened().session_id
     robot.token.undeclare()
-    robot.token = robot.session.liveliness().declare_token(robot.namespace.client_alive("arm"))
+    robot.token = robot.session.liveliness().declare_token(robot.namespace.robot_alive("arm"))
     wait_for(lambda: "arm" not in app.zenoh.suspected_clients(), what="the token to return")
     assert app.core.session_id_for_client("arm") == session_id
 

@@ -74,10 +74,29 @@ def test_schema_range_without_overlap_is_refused(app, connect):
     assert "upgrade the server" in refused(reply, ErrorCode.UNSUPPORTED_SCHEMA).message
 
 
-def test_reserved_client_id_is_refused(app, connect):
-    robot = connect(app, "arm-1")
-    robot.client_id = "server"
-    refused(robot.session_open(), ErrorCode.BAD_KEY)
+def test_a_session_open_whose_body_names_another_robot_than_its_key_is_refused(app, connect):
+    victim = connect(app, "arm-1")
+    victim_ack = victim.opened()
+    impostor = connect(app, "arm-2")
+    reply = refused(impostor.session_open(client_id="arm-1"), ErrorCode.BAD_KEY)
+    assert "does not match the key's robot 'arm-2'" in reply.message
+    assert app.core.session_id_for_client("arm-1") == victim_ack.session_id
+
+
+def test_a_robot_cannot_close_or_reset_another_robots_session(app, connect):
+    victim = connect(app, "arm-1")
+    victim_ack = victim.opened()
+    other = connect(app, "arm-2")
+    other.opened()
+    close = wire.SessionClose(session_id=victim_ack.session_id, reason="hostile")
+    _, reply = other.request(other.namespace.session("arm-2", other.replica), close)
+    refused(reply, ErrorCode.UNKNOWN_SESSION)
+    _, reply = other.request(
+        other.namespace.reset("arm-2", other.replica),
+        wire.Reset(session_id=victim_ack.session_id, episode_id=5),
+    )
+    refused(reply, ErrorCode.UNKNOWN_SESSION)
+    assert app.core.session_id_for_client("arm-1") == victim_ack.session_id
 
 
 def test_capacity_reject_carries_the_current_load(app, connect):
@@ -94,7 +113,7 @@ def test_reopening_client_replaces_its_session_without_using_capacity(app, conne
     connect(app, "arm-2").opened()
     again = connect(app, "arm-1").opened()
     assert again.session_id != first.session_id
-    assert again.session_epoch > first.session_epoch
+    assert again.session_epoch != first.session_epoch
     assert app.core.status().active_sessions == 2
 
 
@@ -143,18 +162,22 @@ def test_draining_server_refuses_new_sessions(app, connect):
 def test_closing_a_session_frees_its_slot(app, connect):
     robot = connect(app, "arm-1")
     ack = robot.opened()
-    _, reply = robot.request(app.manifest.namespace().session, wire.SessionClose(ack.session_id))
+    _, reply = robot.request(
+        robot.namespace.session("arm-1", robot.replica), wire.SessionClose(ack.session_id)
+    )
     assert isinstance(reply, wire.SessionClose)
     assert app.core.status().active_sessions == 0
 
 
 def test_closing_an_unknown_session_says_so(app, connect):
     robot = connect(app, "arm-1")
-    _, reply = robot.request(app.manifest.namespace().session, wire.SessionClose("nope"))
+    _, reply = robot.request(
+        robot.namespace.session("arm-1", robot.replica), wire.SessionClose("nope")
+    )
     refused(reply, ErrorCode.UNKNOWN_SESSION)
 
 
 def test_malformed_session_request_gets_an_error_reply(app, connect):
     robot = connect(app, "arm-1")
-    _, reply = robot.request(app.manifest.namespace().session, wire.StatusRequest())
+    _, reply = robot.request(robot.namespace.session("arm-1", robot.replica), wire.StatusRequest())
     refused(reply, ErrorCode.BAD_MESSAGE)

@@ -40,11 +40,16 @@ def test_replaced_session_is_reported_closed_as_replaced():
     assert closed == [(old.session_id, "replaced")]
 
 
-def test_epochs_increase_across_sessions():
+def test_epochs_and_session_ids_are_unguessable():
+    """A peer that can publish on a robot's key still has to guess a 32-bit epoch."""
     core = make_core()
-    epochs = [open_as(core, f"arm-{i}").session_epoch for i in range(3)]
-    assert epochs == sorted(epochs)
-    assert len(set(epochs)) == 3
+    acks = [open_as(core, "arm") for _ in range(64)]
+    epochs = [ack.session_epoch for ack in acks]
+    assert 0 not in epochs
+    assert all(a != b for a, b in zip(epochs, epochs[1:], strict=False))
+    assert max(epochs) - min(epochs) > 2**20, epochs
+    assert len({ack.session_id for ack in acks}) == 64
+    assert all(len(ack.session_id) == 32 for ack in acks)
 
 
 def test_reset_drops_the_old_episodes_unserved_observation():

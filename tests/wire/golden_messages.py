@@ -39,13 +39,13 @@ CAPABILITIES = wire.Capabilities(
     serving_mode="shared",
     default_task="pick up the cube",
     pin_task=False,
-    schema_min=1,
-    schema_max=1,
+    schema_min=2,
+    schema_max=2,
     server_version="0.1.0",
 )
 
 HEADER = wire.Header(
-    schema_version=1,
+    schema_version=2,
     msg_type=wire.MsgType.OBSERVATION,
     seq_id=2**40 + 7,
     episode_id=3,
@@ -76,6 +76,7 @@ GOLDEN: dict[str, wire.Message] = {
     "status_request": wire.StatusRequest(),
     "status": wire.Status(
         capabilities=CAPABILITIES,
+        replica_id="gpu-0",
         active_sessions=3,
         max_sessions=8,
         draining=False,
@@ -92,14 +93,14 @@ GOLDEN: dict[str, wire.Message] = {
         fps=30.0,
         task="pick up the cube",
         rtc=True,
-        schema_min=1,
-        schema_max=1,
+        schema_min=2,
+        schema_max=2,
         tags={"site": "lab-2", "robot": "aloha"},
     ),
     "session_ack": wire.SessionAck(
         session_id="s-0001",
         session_epoch=9,
-        schema_version=1,
+        schema_version=2,
         capabilities=CAPABILITIES,
         rtc_enabled=True,
         warnings=["fps 30.0 differs from trained fps 50.0"],

@@ -77,20 +77,29 @@ def test_any_text_sanitises_to_one_safe_level_or_is_refused(value: str) -> None:
     assert wire.sanitize_segment(segment) == segment
 
 
-@pytest.mark.parametrize("word", sorted(wire.RESERVED))
-def test_reserved_words_cannot_be_client_ids(word: str) -> None:
-    with pytest.raises(wire.KeyExprError, match="is reserved; choose another"):
-        wire.client_segment(word)
+@pytest.mark.parametrize("value", ["arm-7", "robot_01", "lab.arm-7", "A"])
+def test_a_valid_client_id_is_used_as_given(value: str) -> None:
+    assert wire.client_segment(value) == value
 
 
-@pytest.mark.parametrize("value", ["Server", "ALIVE", " obs ", "@status"])
-def test_reserved_words_are_refused_in_any_case_or_disguise(value: str) -> None:
-    with pytest.raises(wire.KeyExprError, match="is reserved"):
+@pytest.mark.parametrize("value", ["arm 1", "arm/1", "arm*", ".hidden", "", "ロボット", "a$*b"])
+def test_a_client_id_that_is_not_a_valid_segment_is_refused_not_rewritten(value: str) -> None:
+    with pytest.raises(wire.KeyExprError, match="not a valid key segment"):
         wire.client_segment(value)
 
 
-def test_an_ordinary_client_id_is_sanitised() -> None:
-    assert wire.client_segment("lab/arm 7") == "lab_arm_7"
+def test_robots_that_differ_only_in_unsafe_characters_never_share_keys() -> None:
+    ns = wire.Namespace.of("act")
+    with pytest.raises(wire.KeyExprError):
+        ns.obs("arm 1", "r1")
+    with pytest.raises(wire.KeyExprError):
+        ns.obs("arm/1", "r1")
+    assert ns.obs("arm_1", "r1") == "@policylink/act/main/default/robot/arm_1/r1/obs"
+
+
+def test_an_identity_over_the_length_limit_is_refused() -> None:
+    with pytest.raises(wire.KeyExprError, match=f"longer than {MAX_SEGMENT}"):
+        wire.replica_segment("r" * (MAX_SEGMENT + 1))
 
 
 def test_root_is_the_verbatim_policylink_chunk() -> None:
@@ -106,48 +115,53 @@ def test_namespace_defaults_to_main_revision_and_default_task() -> None:
     assert wire.Namespace.of("act").base == "@policylink/act/main/default"
 
 
-def test_server_keys_follow_the_protocol_layout() -> None:
+def test_replica_keys_follow_the_protocol_layout() -> None:
     ns = wire.Namespace.of("act")
-    assert ns.status == "@policylink/act/main/default/status"
-    assert ns.session == "@policylink/act/main/default/session"
-    assert ns.server_alive == "@policylink/act/main/default/server/alive"
+    assert ns.status("gpu-0") == "@policylink/act/main/default/status/gpu-0"
+    assert ns.all_status == "@policylink/act/main/default/status/*"
+    assert ns.replica_alive("gpu-0") == "@policylink/act/main/default/replica/gpu-0/alive"
 
 
-def test_per_client_keys_follow_the_protocol_layout() -> None:
+def test_every_robot_key_names_the_robot_at_one_position_and_the_replica_after_it() -> None:
     ns = wire.Namespace.of("act")
-    assert ns.obs("arm/7") == "@policylink/act/main/default/arm_7/obs"
-    assert ns.action("arm/7") == "@policylink/act/main/default/arm_7/action"
-    assert ns.reset("arm/7") == "@policylink/act/main/default/arm_7/reset"
-    assert ns.client_alive("arm/7") == "@policylink/act/main/default/arm_7/alive"
+    base = "@policylink/act/main/default/robot/arm-7"
+    assert ns.session("arm-7", "gpu-0") == f"{base}/gpu-0/session"
+    assert ns.obs("arm-7", "gpu-0") == f"{base}/gpu-0/obs"
+    assert ns.action("arm-7", "gpu-0") == f"{base}/gpu-0/action"
+    assert ns.reset("arm-7", "gpu-0") == f"{base}/gpu-0/reset"
+    assert ns.robot_alive("arm-7") == f"{base}/alive"
 
 
-def test_server_subscriptions_use_single_level_wildcards_only() -> None:
+def test_a_replica_hears_every_robot_through_single_level_wildcards_only() -> None:
     ns = wire.Namespace.of("act")
-    for key in (ns.all_obs, ns.all_client_alive, ns.all_status):
+    keys = [ns.every_robot("gpu-0", leaf) for leaf in ("session", "obs", "reset")]
+    for key in (*keys, ns.all_robot_alive, ns.all_status, wire.EVERY_STATUS):
         assert "**" not in key
         assert key.startswith("@policylink/")
-    assert ns.all_obs == "@policylink/act/main/default/*/obs"
+    assert keys[1] == "@policylink/act/main/default/robot/*/gpu-0/obs"
 
 
-def test_a_reserved_client_id_cannot_address_per_client_keys() -> None:
-    with pytest.raises(wire.KeyExprError, match="is reserved"):
-        wire.Namespace.of("act").obs("server")
+def test_status_pattern_matches_any_segment_left_empty() -> None:
+    assert wire.status_pattern("act") == "@policylink/act/*/*/status/*"
+    assert wire.EVERY_STATUS == "@policylink/*/*/*/status/*"
 
 
-def test_client_of_reads_the_client_segment_back() -> None:
+def test_robot_of_reads_the_robot_back_from_every_per_robot_key() -> None:
     ns = wire.Namespace.of("act")
-    assert ns.client_of(ns.obs("arm-7")) == "arm-7"
+    for key in (ns.obs("arm-7", "gpu-0"), ns.session("arm-7", "gpu-0"), ns.robot_alive("arm-7")):
+        assert ns.robot_of(key) == "arm-7"
 
 
 @pytest.mark.parametrize(
     "key",
     [
-        "@policylink/other/main/default/arm/obs",
-        "@policylink/act/main/default/server/alive",
-        "@policylink/act/main/default/arm/obs/extra",
-        "@policylink/act/main/default/status",
+        "@policylink/other/main/default/robot/arm/gpu-0/obs",
+        "@policylink/act/main/default/replica/gpu-0/alive",
+        "@policylink/act/main/default/robot/arm/gpu-0/obs/extra",
+        "@policylink/act/main/default/status/gpu-0",
+        "@policylink/act/main/default/robot/arm",
     ],
 )
-def test_client_of_refuses_keys_that_are_not_per_client_keys_of_this_namespace(key: str) -> None:
+def test_robot_of_refuses_keys_that_are_not_per_robot_keys_of_this_namespace(key: str) -> None:
     with pytest.raises(wire.KeyExprError):
-        wire.Namespace.of("act").client_of(key)
+        wire.Namespace.of("act").robot_of(key)

@@ -266,8 +266,12 @@ def _what_is_served(config: ClientConfig) -> str:
     if not statuses:
         return f"\n{config.endpoint} is reachable but serves no policylink namespace"
     served = ", ".join(
-        f"--model-id {s.capabilities.model_id} --revision {s.capabilities.revision} "
-        f"--task-slug {s.capabilities.task_slug}"
-        for s in statuses
+        sorted(
+            {
+                f"--model-id {s.capabilities.model_id} --revision {s.capabilities.revision} "
+                f"--task-slug {s.capabilities.task_slug}"
+                for s in statuses
+            }
+        )
     )
     return f"\n{config.endpoint} serves: {served}"

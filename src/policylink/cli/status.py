@@ -1,4 +1,4 @@
-"""`policylink status`: what the servers behind an endpoint serve, and how loaded they are."""
+"""`policylink status`: what every replica behind an endpoint serves, and how loaded it is."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def describe(status: Status) -> list[str]:
     rtc = f"yes (horizon {caps.rtc_execution_horizon})" if caps.supports_rtc else "no"
     task = caps.default_task or "(none)"
     lines = [
-        f"@policylink/{caps.model_id}/{caps.revision}/{caps.task_slug}",
+        f"@policylink/{caps.model_id}/{caps.revision}/{caps.task_slug}"
+        f"  replica {status.replica_id}",
         f"  model        {caps.model_id} @ {caps.revision}, task slug {caps.task_slug}",
         f"  load         {status.active_sessions}/{status.max_sessions} sessions "
         f"({status.load:.0%}), {caps.serving_mode}" + (", DRAINING" if status.draining else ""),
@@ -54,16 +55,11 @@ def status(
     tls_key: str | None = typer.Option(None, "--tls-key", help="Client private key (PEM)."),
     as_json: bool = typer.Option(False, "--json", help="Print the statuses as JSON."),
 ) -> None:
-    """Print every policylink server's capabilities and load behind an endpoint."""
-    from policylink.client.links.zenoh_discovery import (
-        EVERY_STATUS,
-        DiscoveryError,
-        discover,
-        status_key,
-    )
+    """Print every policylink replica's capabilities and load behind an endpoint."""
+    from policylink.client.links.zenoh_discovery import DiscoveryError, discover
     from policylink.net.zenoh_settings import ZenohSettings
     from policylink.wire.errors import KeyExprError
-    from policylink.wire.keys import sanitize_segment
+    from policylink.wire.keys import EVERY_STATUS, sanitize_segment, status_pattern
 
     try:
         for name, value in (("model_id", model_id), ("revision", revision), ("task", task_slug)):
@@ -77,7 +73,7 @@ def status(
             tls_key=tls_key,
             tls_mtls=bool(tls_cert and tls_key),
         )
-        key = status_key(model_id, revision, task_slug)
+        key = status_pattern(model_id, revision, task_slug)
         statuses, problems = discover(settings, key, timeout_s)
         if not statuses and key != EVERY_STATUS:
             others, _ = discover(settings, EVERY_STATUS, timeout_s)
@@ -97,8 +93,13 @@ def status(
         message = f"no policylink server answered at {key} via {connect} within {timeout_s:g} s"
         if others:
             served = ", ".join(
-                f"{s.capabilities.model_id}/{s.capabilities.revision}/{s.capabilities.task_slug}"
-                for s in others
+                sorted(
+                    {
+                        f"{s.capabilities.model_id}/{s.capabilities.revision}/"
+                        f"{s.capabilities.task_slug}"
+                        for s in others
+                    }
+                )
             )
             message += f"; this endpoint serves: {served}"
         typer.echo(message, err=True)

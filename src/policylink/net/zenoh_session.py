@@ -73,13 +73,34 @@ def query(
     session: zenoh.Session, key: str, payload: bytes, attachment: bytes, timeout_s: float
 ) -> list[zenoh.Reply]:
     """A control query with an explicit timeout; one responder, so no consolidation."""
+    return _get(
+        session, key, payload, attachment, timeout_s, target=zenoh.QueryTarget.BEST_MATCHING
+    )
+
+
+def gather(
+    session: zenoh.Session, key: str, payload: bytes, attachment: bytes, timeout_s: float
+) -> list[zenoh.Reply]:
+    """A query every matching queryable answers (every replica's status), every reply kept."""
+    return _get(session, key, payload, attachment, timeout_s, target=zenoh.QueryTarget.ALL)
+
+
+def _get(
+    session: zenoh.Session,
+    key: str,
+    payload: bytes,
+    attachment: bytes,
+    timeout_s: float,
+    *,
+    target: zenoh.QueryTarget,
+) -> list[zenoh.Reply]:
     replies = session.get(
         key,
         payload=payload,
         attachment=attachment,
         timeout=timeout_s,
         consolidation=zenoh.ConsolidationMode.NONE,
-        target=zenoh.QueryTarget.BEST_MATCHING,
+        target=target,
         congestion_control=zenoh.CongestionControl.DROP,
         priority=zenoh.Priority.INTERACTIVE_HIGH,
     )

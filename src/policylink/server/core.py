@@ -9,8 +9,8 @@ Decoding, the policy and encoding happen on the inference worker.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
-import uuid
 from collections.abc import Callable
 
 from policylink import __version__
@@ -81,6 +81,7 @@ class ServerCore:
         self.manifest = manifest
         self.decision = decision
         self.capabilities = build_capabilities(policy, manifest, decision)
+        self.replica_id = manifest.replica_id or f"r-{secrets.token_hex(4)}"
         self.max_sessions = decision.max_sessions
         self.exclusive = decision.mode == EXCLUSIVE
         self.metrics = metrics or ServerMetrics()
@@ -101,9 +102,9 @@ class ServerCore:
             self.capabilities, manifest.strict_fps, self.capabilities.supports_rtc
         )
         # Guards the capacity check and the insertion as one step (two robots racing for the
-        # last slot must not both get it), the epoch counter and the close listeners.
+        # last slot must not both get it), the last epoch handed out and the close listeners.
         self._open_lock = threading.Lock()
-        self._next_epoch = 1
+        self._last_epoch = 0
         self._close_listeners: list[CloseListener] = []
 
     def _export_capacity(self) -> None:
@@ -121,6 +122,7 @@ class ServerCore:
     def status(self) -> Status:
         return Status(
             capabilities=self.capabilities,
+            replica_id=self.replica_id,
             active_sessions=self.registry.count(),
             max_sessions=self.max_sessions,
             draining=self.admission.draining,
@@ -166,10 +168,14 @@ class ServerCore:
         )
 
     def _new_session(self, req: SessionOpen, terms: OpenTerms, transport: str) -> Session:
-        epoch = self._next_epoch
-        self._next_epoch = self._next_epoch % (2**32 - 1) + 1
+        # Unguessable, so a peer that can publish on a robot's key still cannot forge a
+        # request the session accepts; never 0 (no session) and never the previous one.
+        epoch = self._last_epoch
+        while epoch in (0, self._last_epoch):
+            epoch = secrets.randbits(32)
+        self._last_epoch = epoch
         return Session(
-            session_id=uuid.uuid4().hex,
+            session_id=secrets.token_hex(16),
             client=terms.client,
             epoch=epoch,
             schema_version=terms.schema_version,

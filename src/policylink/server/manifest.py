@@ -21,7 +21,7 @@ from policylink.policy.registry import PolicyConfig
 from policylink.server.openpi_settings import OpenPISettings
 from policylink.server.scheduler import SchedulerName
 from policylink.wire.errors import KeyExprError
-from policylink.wire.keys import Namespace
+from policylink.wire.keys import Namespace, replica_segment
 
 DEFAULT_MANIFEST = "default_manifest.yaml"
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
@@ -113,6 +113,7 @@ class Manifest(_Block):
     model_id: str = "policylink-transformer"
     revision: str = "main"
     task_slug: str = "default"
+    replica_id: str | None = None
     serving_mode: Literal["auto", "shared", "exclusive"] = "auto"
     max_sessions: int = Field(default=8, ge=1, le=1024)
     scheduler: SchedulerName = "batch"
@@ -137,6 +138,8 @@ class Manifest(_Block):
             raise ValueError("pin_task is true but default_task is empty; set the task to pin")
         try:
             self.namespace()
+            if self.replica_id is not None:
+                replica_segment(self.replica_id)
         except KeyExprError as exc:
             raise ValueError(str(exc)) from None
         return self

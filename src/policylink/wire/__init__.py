@@ -26,7 +26,16 @@ from policylink.wire.errors import (
 )
 from policylink.wire.header import HEADER_SIZE, Header, MsgType, pack_header, unpack_header
 from policylink.wire.image import check_rgb_image, decode_image, encode_image
-from policylink.wire.keys import RESERVED, ROOT, Namespace, client_segment, sanitize_segment
+from policylink.wire.keys import (
+    EVERY_STATUS,
+    ROOT,
+    Namespace,
+    client_segment,
+    identity_segment,
+    replica_segment,
+    sanitize_segment,
+    status_pattern,
+)
 from policylink.wire.limits import DEFAULT_LIMITS, DecodeLimits
 from policylink.wire.messages import (
     ActionChunk,
@@ -49,8 +58,8 @@ from policylink.wire.tensor import ALLOWED_DTYPES, decode_tensor, encode_tensor
 __all__ = [
     "ALLOWED_DTYPES",
     "DEFAULT_LIMITS",
+    "EVERY_STATUS",
     "HEADER_SIZE",
-    "RESERVED",
     "ROOT",
     "SCHEMA_MAX",
     "SCHEMA_MIN",
@@ -94,8 +103,11 @@ __all__ = [
     "encode_message",
     "encode_observation",
     "encode_tensor",
+    "identity_segment",
     "negotiate_schema",
     "pack_header",
+    "replica_segment",
     "sanitize_segment",
+    "status_pattern",
     "unpack_header",
 ]

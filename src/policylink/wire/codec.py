@@ -334,6 +334,7 @@ def _encode_control(msg: Message) -> dict[str, Any]:
     if isinstance(msg, Status):
         return {
             "capabilities": _capabilities_to_wire(msg.capabilities),
+            "replica_id": msg.replica_id,
             "active_sessions": msg.active_sessions,
             "max_sessions": msg.max_sessions,
             "draining": msg.draining,
@@ -379,6 +380,7 @@ def _decode_control(msg_type: MsgType, f: _Fields) -> Message:
     if msg_type is MsgType.STATUS:
         return Status(
             capabilities=_capabilities_from_wire(f.nested("capabilities")),
+            replica_id=f.str("replica_id", ""),
             active_sessions=f.int("active_sessions", 0),
             max_sessions=f.int("max_sessions", 0),
             draining=f.bool("draining", False),

@@ -93,7 +93,8 @@ class StatusRequest:
 class Status:
     """A server's answer to `status`: what it serves and how loaded it is.
 
-    `forward_ms` maps batch size to the median forward time measured while serving;
+    `replica_id` names the server process among the replicas of its namespace (its keys carry
+    it); `forward_ms` maps batch size to the median forward time measured while serving;
     `capacity_robots` is the fleet size that implies at the server's planning request rate;
     `device_busy` is the fraction of the last second spent in forwards.
     """
@@ -101,6 +102,7 @@ class Status:
     MSG_TYPE: ClassVar[MsgType] = MsgType.STATUS
 
     capabilities: Capabilities
+    replica_id: str = ""
     active_sessions: int = 0
     max_sessions: int = 0
     draining: bool = False

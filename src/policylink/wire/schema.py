@@ -1,12 +1,16 @@
-"""Schema versions: evolution is additive inside a version; a layout change bumps it."""
+"""Schema versions: evolution is additive inside a version; a layout change bumps it.
+
+2: the key space names the robot and the replica in every per-robot key (see `wire.keys`); a
+schema-1 peer addresses keys no schema-2 peer declares, so the two cannot meet at all.
+"""
 
 from __future__ import annotations
 
 from policylink.wire.errors import SchemaError
 
-SCHEMA_VERSION = 1
-SCHEMA_MIN = 1
-SCHEMA_MAX = 1
+SCHEMA_VERSION = 2
+SCHEMA_MIN = 2
+SCHEMA_MAX = 2
 
 
 def negotiate_schema(

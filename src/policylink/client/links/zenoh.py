@@ -1,10 +1,16 @@
-"""The robot's Zenoh surface: status and session queries, observations up, chunks down.
+"""The robot's Zenoh link: placement, session queries, observations up, chunks down.
 
-The namespace can be partly unknown: unset model, revision or task segments become `*` in
-the status query, and the client binds to whichever single server answers. Each later
-handshake asks the same pattern again, so a server that came back under another model or
-revision is found, bound, and then refused by the engine's contract check, rather than
-waited for forever. Callbacks only decode and hand over; they never block.
+Placement happens at every handshake. The robot gathers the status of every replica answering
+its namespace pattern (unset model, revision or task segments match any; all replies, not the
+first) and opens its session on the least-loaded replica that is not draining, moving on to the
+next when one refuses for capacity. Once open, the session stays on that replica; a later
+handshake (after the session was lost) prefers it again while it answers, and otherwise
+re-places the robot on another — the failover path. A namespace the robot was bound to wins
+over any other, so a replica of another revision is never chosen unless the robot asks for it:
+the engine's contract check would refuse its chunks anyway.
+
+Callbacks only decode and hand over; they never block. Chunks are accepted only from the
+replica the session was opened with: the key they arrive on names it.
 """
 
 from __future__ import annotations
@@ -17,12 +23,17 @@ from typing import TYPE_CHECKING
 import zenoh
 
 from policylink.client.link import ReplyHandler, ServerUnreachable
-from policylink.net.zenoh_session import declare_observation_publisher, open_zenoh_session, query
+from policylink.net.zenoh_session import (
+    declare_observation_publisher,
+    gather,
+    open_zenoh_session,
+    query,
+)
 from policylink.net.zenoh_settings import ZenohSettings
 from policylink.wire.codec import decode_expected, encode_message, encode_observation
 from policylink.wire.errors import ErrorCode, WireError
 from policylink.wire.header import Header, MsgType, pack_header, unpack_header
-from policylink.wire.keys import ROOT, Namespace, client_segment, sanitize_segment
+from policylink.wire.keys import Namespace, client_segment, replica_segment, status_pattern
 from policylink.wire.limits import DEFAULT_LIMITS, DecodeLimits
 from policylink.wire.messages import (
     ActionChunk,
@@ -45,6 +56,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 0.5
+# Refusals another replica may not give: the robot tries the next one.
+MOVE_ON = frozenset({ErrorCode.CAPACITY, ErrorCode.DRAINING})
 LINK_POLL_S = 0.005
 
 
@@ -80,18 +93,18 @@ class ZenohLink:
         self.jpeg_quality = jpeg_quality
         self._settings = settings
         self._limits = limits
-        segments = [
-            sanitize_segment(value, name) if value else "*"
-            for name, value in (("model_id", model_id), ("revision", revision), ("task", task_slug))
-        ]
-        self._status_key = f"{ROOT}/{'/'.join(segments)}/status"
+        self._status_key = status_pattern(model_id, revision, task_slug)
         self._lock = threading.Lock()
-        # Guarded by _lock: the Zenoh session and what is declared on it for the bound
-        # namespace, the open session's id and schema, and the server-presence flag.
+        # Guarded by _lock: the Zenoh session; the bound namespace with the robot's liveliness
+        # token in it; the bound replica with what is declared for it (its action subscriber,
+        # its presence subscriber, the observation publisher); the open session's id and
+        # schema; and the bound replica's presence.
         self._session: zenoh.Session | None = None
         self._on_reply: ReplyHandler | None = None
         self._namespace: Namespace | None = None
-        self._declared: list[zenoh.Subscriber | zenoh.LivelinessToken] = []
+        self._token: zenoh.LivelinessToken | None = None
+        self._replica: str | None = None
+        self._declared: list[zenoh.Subscriber] = []
         self._publisher: zenoh.Publisher | None = None
         self._session_id = ""
         self._schema = SCHEMA_VERSION
@@ -114,6 +127,12 @@ class ZenohLink:
         with self._lock:
             return self._namespace
 
+    @property
+    def replica(self) -> str | None:
+        """The replica the session is open on (None before the first handshake)."""
+        with self._lock:
+            return self._replica
+
     def connect(self, on_reply: ReplyHandler) -> None:
         with self._lock:
             if self._session is not None:
@@ -122,25 +141,44 @@ class ZenohLink:
             self._session = open_zenoh_session(self._settings)
 
     def handshake(self, request: SessionOpen, timeout_s: float) -> SessionAck | ErrorReply:
+        """Place the robot: the least-loaded replica that takes it (see the module docstring).
+
+        A refusal the next replica may not give (capacity, draining) moves on; any other answer
+        is final. Raises `ServerUnreachable` when no replica answered at all.
+        """
         session = self._require_session()
-        found = self._find_server(session, timeout_s)
+        found = self._find_replicas(session, timeout_s)
         if isinstance(found, ErrorReply):
             return found
-        namespace, status = found
-        if status.draining:
-            return ErrorReply(ErrorCode.DRAINING, f"the server at {namespace.base} is draining")
-        self._bind(session, namespace)
-        reply = self._ask(
-            session, namespace.session, request, expected=SessionAck, timeout_s=timeout_s
-        )
-        if reply is None:
-            raise ServerUnreachable(f"no answer to session open at {namespace.session}")
-        if isinstance(reply, SessionAck):
-            with self._lock:
-                self._session_id = reply.session_id
-                self._schema = reply.schema_version
-                self._alive = True
-        return reply
+        namespace, replicas = found
+        refusal: ErrorReply | None = None
+        for status in replicas:
+            replica = status.replica_id
+            self._bind(session, namespace, replica)
+            reply = self._ask(
+                session,
+                namespace.session(self.client_id, replica),
+                request,
+                expected=SessionAck,
+                timeout_s=timeout_s,
+            )
+            if isinstance(reply, ErrorReply) and reply.code in MOVE_ON:
+                refusal = reply
+                logger.info("%s: replica %s refused (%s)", self.client_id, replica, reply.message)
+                continue
+            if reply is None:
+                logger.info("%s: replica %s did not answer", self.client_id, replica)
+                continue
+            if isinstance(reply, SessionAck):
+                with self._lock:
+                    self._session_id = reply.session_id
+                    self._schema = reply.schema_version
+                    self._alive = True
+                logger.info("%s: placed on replica %s", self.client_id, replica)
+            return reply
+        if refusal is not None:
+            return refusal
+        raise ServerUnreachable(f"no replica of {namespace.base} answered the session open")
 
     def send(self, header: Header, obs: Observation) -> None:
         body = encode_observation(obs, self.jpeg_quality)
@@ -153,12 +191,12 @@ class ZenohLink:
     def reset(self, request: Reset, timeout_s: float) -> ResetAck | ErrorReply | None:
         session = self._require_session()
         with self._lock:
-            namespace = self._namespace
-        if namespace is None:
+            namespace, replica = self._namespace, self._replica
+        if namespace is None or replica is None:
             return None
         return self._ask(
             session,
-            namespace.reset(self.client_id),
+            namespace.reset(self.client_id, replica),
             request,
             expected=ResetAck,
             timeout_s=timeout_s,
@@ -172,17 +210,18 @@ class ZenohLink:
     def close(self) -> None:
         with self._lock:
             session, self._session = self._session, None
-            namespace, session_id = self._namespace, self._session_id
+            namespace, replica, session_id = self._namespace, self._replica, self._session_id
             declared, self._declared = self._declared, []
             publisher, self._publisher = self._publisher, None
+            token, self._token = self._token, None
             self._session_id = ""
         if session is None:
             return
         try:
-            if namespace is not None and session_id:
+            if namespace is not None and replica is not None and session_id:
                 self._ask(
                     session,
-                    namespace.session,
+                    namespace.session(self.client_id, replica),
                     SessionClose(session_id, "client closed"),
                     expected=SessionClose,
                     timeout_s=CLOSE_TIMEOUT_S,
@@ -190,7 +229,7 @@ class ZenohLink:
         except (WireError, zenoh.ZError) as exc:
             logger.info("%s: session close not acknowledged: %s", self.client_id, exc)
         finally:
-            for entity in (*declared, publisher):
+            for entity in (*declared, publisher, token):
                 if entity is not None:
                     entity.undeclare()
             session.close()
@@ -201,17 +240,17 @@ class ZenohLink:
                 raise RuntimeError("transport is not connected; call connect() first")
             return self._session
 
-    def _find_server(
+    def _find_replicas(
         self, session: zenoh.Session, timeout_s: float
-    ) -> tuple[Namespace, Status] | ErrorReply:
-        """One server under the configured pattern; the bound namespace wins a tie."""
+    ) -> tuple[Namespace, list[Status]] | ErrorReply:
+        """The namespace to open a session in, and its replicas in the order to try them."""
         if self.namespace is None:
             _await_link(session, timeout_s)
         header = pack_header(Header(SCHEMA_VERSION, MsgType.STATUS_REQUEST))
-        replies = query(
+        replies = gather(
             session, self._status_key, encode_message(StatusRequest()), header, timeout_s
         )
-        found: dict[Namespace, Status] = {}
+        found: dict[Namespace, list[Status]] = {}
         error: ErrorReply | None = None
         for reply in replies:
             sample = reply.ok
@@ -223,7 +262,9 @@ class ZenohLink:
                     error = answer
                     continue
                 caps = answer.capabilities
-                found[Namespace.of(caps.model_id, caps.revision, caps.task_slug)] = answer
+                replica_segment(answer.replica_id)
+                namespace = Namespace.of(caps.model_id, caps.revision, caps.task_slug)
+                found.setdefault(namespace, []).append(answer)
             except WireError as exc:
                 logger.warning("%s: unreadable status reply: %s", self.client_id, exc)
         if not found:
@@ -234,37 +275,47 @@ class ZenohLink:
                 "check the endpoint, that the server is up, and model_id/revision/task_slug"
             )
         with self._lock:
-            bound = self._namespace
-        if bound in found:
-            return bound, found[bound]
-        if len(found) > 1:
+            bound, bound_replica = self._namespace, self._replica
+        if bound not in found and len(found) > 1:
             names = sorted(ns.base for ns in found)
             return ErrorReply(
                 ErrorCode.BAD_KEY,
                 f"several policies answer at {self._status_key}: {names}; set model_id, "
                 "revision and task_slug to choose one",
             )
-        return next(iter(found.items()))
+        namespace = bound if bound in found else next(iter(found))
+        open_replicas = [status for status in found[namespace] if not status.draining]
+        if not open_replicas:
+            return ErrorReply(ErrorCode.DRAINING, f"every replica of {namespace.base} is draining")
+        return namespace, placement_order(open_replicas, bound_replica)
 
-    def _bind(self, session: zenoh.Session, namespace: Namespace) -> None:
-        """Declare the per-client entities for `namespace`, replacing another namespace's."""
+    def _bind(self, session: zenoh.Session, namespace: Namespace, replica: str) -> None:
+        """Declare what the robot needs for `replica`: its liveliness token in the namespace,
+        the action subscriber, the replica's presence, the observation publisher."""
         with self._lock:
-            if self._namespace == namespace:
+            if self._namespace == namespace and self._replica == replica:
                 return
             old, self._declared = self._declared, []
             old_publisher, self._publisher = self._publisher, None
-        for entity in (*old, old_publisher):
+            old_token = self._token if self._namespace != namespace else None
+            if old_token is not None:
+                self._token = None
+        for entity in (*old, old_publisher, old_token):
             if entity is not None:
                 entity.undeclare()
         liveliness = session.liveliness()
+        presence_key = namespace.replica_alive(replica)
         declared = [
-            session.declare_subscriber(namespace.action(self.client_id), self._on_action),
-            liveliness.declare_subscriber(namespace.server_alive, self._on_presence, history=True),
-            liveliness.declare_token(namespace.client_alive(self.client_id)),
+            session.declare_subscriber(namespace.action(self.client_id, replica), self._on_action),
+            liveliness.declare_subscriber(
+                presence_key, lambda sample: self._on_presence(sample, presence_key), history=True
+            ),
         ]
-        publisher = declare_observation_publisher(session, namespace.obs(self.client_id))
+        publisher = declare_observation_publisher(session, namespace.obs(self.client_id, replica))
         with self._lock:
-            self._namespace = namespace
+            if self._token is None:
+                self._token = liveliness.declare_token(namespace.robot_alive(self.client_id))
+            self._namespace, self._replica = namespace, replica
             self._declared = declared
             self._publisher = publisher
 
@@ -304,11 +355,15 @@ class ZenohLink:
         if handler is not None:
             handler(header, msg)
 
-    def _on_presence(self, sample: zenoh.Sample) -> None:
+    def _on_presence(self, sample: zenoh.Sample, key: str) -> None:
         alive = sample.kind == zenoh.SampleKind.PUT
         with self._lock:
+            if self._replica is None or self._namespace is None:
+                return
+            if key != self._namespace.replica_alive(self._replica):
+                return  # a replica this robot has left
             self._alive = alive
-        logger.info("%s: server presence %s", self.client_id, "up" if alive else "withdrawn")
+        logger.info("%s: replica presence %s", self.client_id, "up" if alive else "withdrawn")
 
 
 def _attachment(sample: zenoh.Sample) -> bytes | None:
@@ -329,3 +384,13 @@ def _await_link(session: zenoh.Session, timeout_s: float) -> None:
     info = session.info
     while not (info.routers_zid() or info.peers_zid()) and time.monotonic() < deadline:
         time.sleep(LINK_POLL_S)
+
+
+def placement_order(replicas: list[Status], sticky: str | None) -> list[Status]:
+    """The replica the robot was on first (a session stays where it was placed), then the
+    least loaded: fewest sessions for their capacity, then the least busy device."""
+
+    def load(status: Status) -> tuple[bool, float, float, str]:
+        return (status.replica_id != sticky, status.load, status.device_busy, status.replica_id)
+
+    return sorted(replicas, key=load)

@@ -9,23 +9,16 @@ from __future__ import annotations
 
 import time
 
-from policylink.net.zenoh_session import open_zenoh_session, query
+from policylink.net.zenoh_session import gather, open_zenoh_session
 from policylink.net.zenoh_settings import ZenohSettings
 from policylink.wire.codec import decode_expected, encode_message
 from policylink.wire.errors import WireError
 from policylink.wire.header import Header, MsgType, pack_header, unpack_header
-from policylink.wire.keys import ROOT
+from policylink.wire.keys import EVERY_STATUS
 from policylink.wire.messages import Status, StatusRequest
 from policylink.wire.schema import SCHEMA_VERSION
 
-EVERY_STATUS = f"{ROOT}/*/*/*/status"
 LINK_POLL_S = 0.02
-
-
-def status_key(model_id: str = "", revision: str = "", task_slug: str = "") -> str:
-    """The status key of one namespace; an empty segment matches any."""
-    segments = [segment or "*" for segment in (model_id, revision, task_slug)]
-    return f"{ROOT}/{'/'.join(segments)}/status"
 
 
 class DiscoveryError(ConnectionError):
@@ -35,7 +28,8 @@ class DiscoveryError(ConnectionError):
 def discover(
     settings: ZenohSettings, key: str = EVERY_STATUS, timeout_s: float = 2.0
 ) -> tuple[list[Status], list[str]]:
-    """Statuses of every server answering `key`, and a line for each unreadable answer."""
+    """Statuses of every replica answering `key` (all of them), and a line for each
+    unreadable answer."""
     session = open_zenoh_session(settings)
     try:
         deadline = time.monotonic() + timeout_s
@@ -51,7 +45,7 @@ def discover(
         header = pack_header(Header(SCHEMA_VERSION, MsgType.STATUS_REQUEST))
         statuses: list[Status] = []
         problems: list[str] = []
-        for reply in query(session, key, encode_message(StatusRequest()), header, timeout_s):
+        for reply in gather(session, key, encode_message(StatusRequest()), header, timeout_s):
             sample = reply.ok
             if sample is None:
                 continue

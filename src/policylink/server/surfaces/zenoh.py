@@ -100,6 +100,7 @@ class ZenohServerSurface:
         self.core = core
         self.settings = settings
         self.namespace = namespace
+        self.replica = core.replica_id
         self.limits = limits
         self.liveliness_grace_s = liveliness_grace_s
         self.session: zenoh.Session | None = None
@@ -117,20 +118,24 @@ class ZenohServerSurface:
 
     def start(self) -> None:
         self.session = session = open_zenoh_session(self.settings)
-        ns = self.namespace
+        ns, replica = self.namespace, self.replica
         self._declared = [
-            session.declare_queryable(ns.status, self._guarded(self._on_status)),
-            session.declare_queryable(ns.session, self._guarded(self._on_session)),
-            session.declare_queryable(f"{ns.base}/*/reset", self._guarded(self._on_reset)),
-            session.declare_subscriber(ns.all_obs, self._on_observation),
+            session.declare_queryable(ns.status(replica), self._guarded(self._on_status)),
+            session.declare_queryable(
+                ns.every_robot(replica, "session"), self._guarded(self._on_session)
+            ),
+            session.declare_queryable(
+                ns.every_robot(replica, "reset"), self._guarded(self._on_reset)
+            ),
+            session.declare_subscriber(ns.every_robot(replica, "obs"), self._on_observation),
             session.liveliness().declare_subscriber(
-                ns.all_client_alive, self._on_liveliness, history=True
+                ns.all_robot_alive, self._on_liveliness, history=True
             ),
         ]
         self.core.add_close_listener(self._on_session_closed)
         self._gc_thread.start()
         # Declared last: a client that sees the token can rely on every queryable above.
-        self._token = session.liveliness().declare_token(ns.server_alive)
+        self._token = session.liveliness().declare_token(ns.replica_alive(replica))
 
     def withdraw(self) -> None:
         """Drop the server's liveliness token: clients fail over before the surface closes."""
@@ -200,8 +205,16 @@ class ZenohServerSurface:
         return _answer(request_header, MsgType.STATUS), self.core.status()
 
     def _on_session(self, query: zenoh.Query) -> tuple[Header, Message]:
+        """Open or close the session of the robot the key names: the key is the identity (an
+        access-control policy confines each robot to its own keys), the body must agree."""
+        client = self.namespace.robot_of(str(query.key_expr))
         header, message = self._request(query)
         if isinstance(message, SessionOpen):
+            if message.client_id != client:
+                return _answer(header, MsgType.ERROR), ErrorReply(
+                    ErrorCode.BAD_KEY,
+                    f"client_id {message.client_id!r} does not match the key's robot {client!r}",
+                )
             reply = self.core.open_session(message, "zenoh")
             if isinstance(reply, ErrorReply):
                 return _answer(header, MsgType.ERROR), reply
@@ -216,8 +229,8 @@ class ZenohServerSurface:
                 reply,
             )
         if isinstance(message, SessionClose):
-            if not self.core.close_session(
-                message.session_id, message.reason or "closed by client"
+            if self.core.session_id_for_client(client) != message.session_id or not (
+                self.core.close_session(message.session_id, "closed by client")
             ):
                 return _answer(header, MsgType.ERROR), ErrorReply(
                     ErrorCode.UNKNOWN_SESSION, f"session {message.session_id!r} is not open"
@@ -228,7 +241,7 @@ class ZenohServerSurface:
         )
 
     def _on_reset(self, query: zenoh.Query) -> tuple[Header, Message]:
-        client = self.namespace.client_of(str(query.key_expr))
+        client = self.namespace.robot_of(str(query.key_expr))
         header, message = self._request(query)
         if not isinstance(message, Reset):
             raise WireError(f"reset expects a Reset, got {type(message).__name__}")
@@ -246,7 +259,7 @@ class ZenohServerSurface:
     def _on_observation(self, sample: zenoh.Sample) -> None:
         """Deposit-only: header, lookup, hand over. Returns in microseconds."""
         try:
-            client = self.namespace.client_of(str(sample.key_expr))
+            client = self.namespace.robot_of(str(sample.key_expr))
             header = unpack_header(_attachment(sample))
         except WireError:
             self.core.metrics.dropped.labels("bad_header").inc()
@@ -279,7 +292,9 @@ class ZenohServerSurface:
             return link.send
         if self.session is None:
             raise RuntimeError("the Zenoh surface is stopped")
-        fresh = _ActionLink(declare_action_publisher(self.session, self.namespace.action(client)))
+        fresh = _ActionLink(
+            declare_action_publisher(self.session, self.namespace.action(client, self.replica))
+        )
         with self._lock:
             link = self._publishers.setdefault(client, fresh)
         if link is not fresh:  # another thread declared one first
@@ -292,7 +307,9 @@ class ZenohServerSurface:
         def reply(header: Header, message: ActionChunk | ErrorReply) -> None:
             if self.session is None:
                 return
-            publisher = declare_action_publisher(self.session, self.namespace.action(client))
+            publisher = declare_action_publisher(
+                self.session, self.namespace.action(client, self.replica)
+            )
             try:
                 publisher.put(encode_message(message), attachment=pack_header(header))
             finally:
@@ -310,9 +327,9 @@ class ZenohServerSurface:
 
     def _on_liveliness(self, sample: zenoh.Sample) -> None:
         try:
-            client = self.namespace.client_of(str(sample.key_expr))
+            client = self.namespace.robot_of(str(sample.key_expr))
         except KeyExprError:
-            return  # the server's own token, or a key that is not a client's
+            return  # not a robot's token
         if sample.kind == zenoh.SampleKind.PUT:
             with self._lock:
                 self._suspects.pop(client, None)
@@ -341,7 +358,7 @@ class ZenohServerSurface:
         if self.session is None:
             return False
         replies = self.session.liveliness().get(
-            self.namespace.client_alive(client), timeout=LIVELINESS_QUERY_TIMEOUT_S
+            self.namespace.robot_alive(client), timeout=LIVELINESS_QUERY_TIMEOUT_S
         )
         return any(reply.ok is not None for reply in replies)
 
