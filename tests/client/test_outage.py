@@ -109,12 +109,9 @@ def test_a_killed_server_is_ridden_out_and_rejoined_when_it_returns(
         if replacement is not None:
             replacement.kill()
     walk = states_after(engine, killed_at)
-    assert walk[:4] == [
-        EngineState.DEGRADED,
-        EngineState.STALLED,
-        EngineState.RECONNECTING,
-        EngineState.STREAMING,
-    ]
+    # The server's presence went with it: the robot re-places at once (another replica would
+    # take it; here the one server comes back), playing its buffer, then the fallback.
+    assert walk[:2] == [EngineState.RECONNECTING, EngineState.STREAMING]
     assert engine.stats.reconnects == 1
     assert not engine.failed
     # Far below the 3 s network waits it would show if it ever blocked on one.

@@ -133,16 +133,12 @@ class RemoteEngine(EngineParts):
             )
 
     def _check_session(self) -> None:
-        """With the server's presence gone, declare the session lost once waiting for it can no
-        longer help: when playback has run dry (the ladder has reached STALLED) or when its
-        presence returns (it may be a new process that never heard of us). Timeouts in a row
-        lose it too, in `SessionLink.time_out_request`."""
-        if not self._presence_lost:
-            return
-        if self._transport.server_alive():
-            self._session.declare_lost("server presence is back; reopening the session")
-        elif self._ladder.state is EngineState.STALLED:
-            self._session.declare_lost("server presence lost and no buffered action left")
+        """The replica's presence is gone (it died, hung past its lease, or is draining): the
+        session is lost, and the robot re-places itself at once — on another replica if one
+        takes it, or on the same one when it comes back — while the buffered actions play.
+        Timeouts in a row lose the session too, in `SessionLink.time_out_request`."""
+        if self._presence_lost:
+            self._session.declare_lost("replica presence lost; re-placing while the buffer plays")
 
     def _try_reconnect(self, now_ns: int) -> None:
         """An attempt when the backoff allows, or at once when the server's presence returns."""

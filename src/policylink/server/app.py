@@ -141,7 +141,9 @@ class ServerApp:
         self._warmed = True
         try:
             if manifest.health_port:
-                self._health = HealthServer(manifest.health_port, self.healthy, self.metrics)
+                self._health = HealthServer(
+                    manifest.health_port, self.healthy, self.metrics, host=manifest.health_host
+                )
                 self._health.start()
             self.zenoh = ZenohServerSurface(
                 core, manifest.zenoh.to_settings(), manifest.namespace()

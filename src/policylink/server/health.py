@@ -23,7 +23,7 @@ class HealthServer:
         port: int,
         healthy: Callable[[], bool],
         metrics: ServerMetrics,
-        host: str = "0.0.0.0",  # noqa: S104 — probes come from outside the host
+        host: str = "127.0.0.1",
     ) -> None:
         handler = _handler_class(healthy, metrics)
         self._server = ThreadingHTTPServer((host, port), handler)

@@ -127,6 +127,7 @@ class Manifest(_Block):
     session_idle_timeout_s: float = Field(default=30.0, gt=0)
     zenoh: ZenohBlock = Field(default_factory=ZenohBlock)
     health_port: int = Field(default=0, ge=0, le=65535)
+    health_host: str = "127.0.0.1"
     capture: CaptureBlock = Field(default_factory=CaptureBlock)
     openpi: OpenPISettings = Field(default_factory=OpenPISettings)
 
