@@ -31,6 +31,7 @@ SERVER_SIDE = {
     "test_openpi_server.py": "reaches into the in-process server and its torch probe policy",
     "test_mixed_transports.py": "reaches into the in-process server's sessions",
     "test_openpi_serve_process.py": "runs `policylink serve` on this interpreter",
+    "test_openpi_security.py": "reaches into the in-process server's pipeline and metrics",
 }
 
 

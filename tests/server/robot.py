@@ -28,8 +28,10 @@ class Robot:
         *,
         replica: str,
         declare_liveliness: bool = False,
+        instance: str | None = None,
     ) -> None:
         self.namespace, self.client_id, self.replica = namespace, client_id, replica
+        self.instance = instance or f"{client_id}-process"
         self.session = open_zenoh_session(ZenohSettings(mode="peer", connect=[endpoint]))
         self.replies: queue.Queue[tuple[wire.Header, wire.Message]] = queue.Queue()
         self._subscriber = self.session.declare_subscriber(
@@ -39,11 +41,12 @@ class Robot:
             self.session, namespace.obs(client_id, replica)
         )
         self.token = (
-            self.session.liveliness().declare_token(namespace.robot_alive(client_id))
+            self.session.liveliness().declare_token(namespace.robot_alive(client_id, self.instance))
             if declare_liveliness
             else None
         )
         self.ack: wire.SessionAck | None = None
+        self._closed = False
 
     def _on_action(self, sample: zenoh.Sample) -> None:
         attachment = sample.attachment
@@ -75,6 +78,7 @@ class Robot:
             state_dim=caps.state_dim,
             cameras=list(caps.cameras),
             fps=caps.trained_fps,
+            instance=self.instance,
         )
         for name, value in fields.items():
             setattr(request, name, value)
@@ -134,6 +138,10 @@ class Robot:
         return reply
 
     def close(self) -> None:
+        """Idempotent: a test may close a robot (a crash) before the fixture does."""
+        if self._closed:
+            return
+        self._closed = True
         if self.token is not None:
             self.token.undeclare()
         self._subscriber.undeclare()

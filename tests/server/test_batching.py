@@ -244,6 +244,43 @@ def test_batch_waits_up_to_max_wait_ms_to_fill_a_forward(stop_after):
     assert policy.batch_sizes == [3]
 
 
+def test_robots_answered_by_one_forward_share_the_next_one(stop_after):
+    """Four closed-loop robots against a 50 ms forward: the window after the device frees
+    catches the robots of the forward that just ended, so they stay in one batch instead of
+    settling into two halves that take turns."""
+    policy = TagPolicy(fixed_ms=50)
+    core, worker = served(policy, max_wait_ms=10.0)
+    stop_after.append(worker)
+    acks = open_sessions(core, 4)
+    replies = Replies()
+    rounds = 8
+
+    def closed_loop(index: int):
+        deliver = replies.to(f"robot-{index}")
+
+        def on_reply(header: wire.Header, message: wire.Message) -> None:
+            deliver(header, message)
+            if header.seq_id < rounds:
+                obs = wire.Observation(np.float32([index]))
+                submit_to(header.seq_id + 1, obs)
+
+        def submit_to(seq: int, obs: wire.Observation) -> None:
+            header = wire.Header(
+                wire.SCHEMA_VERSION,
+                wire.MsgType.OBSERVATION,
+                seq_id=seq,
+                session_epoch=acks[index].session_epoch,
+            )
+            core.submit_observation(acks[index].session_id, header, obs, lambda o: o, on_reply)
+
+        return submit_to
+
+    for index in range(4):
+        closed_loop(index)(1, wire.Observation(np.float32([index])))
+    wait_for(lambda: replies.count() == 4 * rounds, timeout_s=60, what="every round answered")
+    assert policy.batch_sizes[-4:] == [4, 4, 4, 4], policy.batch_sizes
+
+
 def test_exclusive_mode_never_batches(stop_after):
     policy = TagPolicy(fixed_ms=10)
     core, worker = served(policy, max_wait_ms=100, mode="exclusive")

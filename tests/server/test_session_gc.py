@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from policylink import wire
 from tests.support.waiting import wait_for
 
 
@@ -40,7 +41,9 @@ def test_reappearing_token_cancels_collection(start_server, connect):
     robot = connect(app, "arm", declare_liveliness=True)
     session_id = robot.opened().session_id
     robot.token.undeclare()
-    robot.token = robot.session.liveliness().declare_token(robot.namespace.robot_alive("arm"))
+    robot.token = robot.session.liveliness().declare_token(
+        robot.namespace.robot_alive("arm", robot.instance)
+    )
     wait_for(lambda: "arm" not in app.zenoh.suspected_clients(), what="the token to return")
     assert app.core.session_id_for_client("arm") == session_id
 
@@ -63,3 +66,30 @@ def test_streaming_session_is_not_idle(start_server, connect):
         robot.send([0.0] * ack.capabilities.state_dim, seq_id=seq)
         assert robot.next_chunk()[0].seq_id == seq
     assert app.core.session_id_for_client("arm") == ack.session_id
+
+
+def test_a_second_process_cannot_take_over_a_live_robots_session(start_server, connect):
+    app = start_server()
+    victim = connect(app, "arm", declare_liveliness=True, instance="first")
+    ack = victim.opened()
+    wait_for(lambda: "first" in app.zenoh.live_instances("arm"), what="the victim's token")
+    impostor = connect(app, "arm", declare_liveliness=True, instance="second")
+    reply = impostor.session_open()
+    assert isinstance(reply, wire.ErrorReply), reply
+    assert reply.code is wire.ErrorCode.CLIENT_IN_USE
+    assert app.core.session_id_for_client("arm") == ack.session_id
+
+
+def test_a_restarted_robot_rejoins_as_soon_as_its_old_process_is_gone(start_server, connect):
+    app = start_server()
+    old = connect(app, "arm", declare_liveliness=True, instance="before-restart")
+    old.opened()
+    wait_for(lambda: "before-restart" in app.zenoh.live_instances("arm"), what="the old token")
+    old.close()
+    restarted = connect(app, "arm", declare_liveliness=True, instance="after-restart")
+    ack = wait_for(lambda: _acked(restarted.session_open()), what="the restarted robot's session")
+    assert app.core.session_id_for_client("arm") == ack.session_id
+
+
+def _acked(reply: wire.Message) -> wire.SessionAck | None:
+    return reply if isinstance(reply, wire.SessionAck) else None

@@ -96,6 +96,7 @@ GOLDEN: dict[str, wire.Message] = {
         schema_min=2,
         schema_max=2,
         tags={"site": "lab-2", "robot": "aloha"},
+        instance="3f9c2a7d",
     ),
     "session_ack": wire.SessionAck(
         session_id="s-0001",

@@ -129,7 +129,8 @@ def test_every_robot_key_names_the_robot_at_one_position_and_the_replica_after_i
     assert ns.obs("arm-7", "gpu-0") == f"{base}/gpu-0/obs"
     assert ns.action("arm-7", "gpu-0") == f"{base}/gpu-0/action"
     assert ns.reset("arm-7", "gpu-0") == f"{base}/gpu-0/reset"
-    assert ns.robot_alive("arm-7") == f"{base}/alive"
+    assert ns.robot_alive("arm-7", "p1") == f"{base}/p1/alive"
+    assert ns.robot_alive("arm-7") == f"{base}/*/alive"
 
 
 def test_a_replica_hears_every_robot_through_single_level_wildcards_only() -> None:
@@ -148,8 +149,13 @@ def test_status_pattern_matches_any_segment_left_empty() -> None:
 
 def test_robot_of_reads_the_robot_back_from_every_per_robot_key() -> None:
     ns = wire.Namespace.of("act")
-    for key in (ns.obs("arm-7", "gpu-0"), ns.session("arm-7", "gpu-0"), ns.robot_alive("arm-7")):
+    for key in (
+        ns.obs("arm-7", "gpu-0"),
+        ns.session("arm-7", "gpu-0"),
+        ns.robot_alive("arm-7", "p1"),
+    ):
         assert ns.robot_of(key) == "arm-7"
+    assert ns.robot_instance_of(ns.robot_alive("arm-7", "p1")) == ("arm-7", "p1")
 
 
 @pytest.mark.parametrize(
@@ -160,6 +166,7 @@ def test_robot_of_reads_the_robot_back_from_every_per_robot_key() -> None:
         "@policylink/act/main/default/robot/arm/gpu-0/obs/extra",
         "@policylink/act/main/default/status/gpu-0",
         "@policylink/act/main/default/robot/arm",
+        "@policylink/act/main/default/robot/arm/alive",
     ],
 )
 def test_robot_of_refuses_keys_that_are_not_per_robot_keys_of_this_namespace(key: str) -> None:

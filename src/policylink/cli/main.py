@@ -3,7 +3,7 @@
 import typer
 
 from policylink import __version__
-from policylink.cli import capacity, demo, router, run, serve, status
+from policylink.cli import capacity, certs, demo, router, run, serve, status
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.command("demo")(demo.demo)
@@ -12,6 +12,7 @@ app.command("run")(run.run)
 app.command("status")(status.status)
 app.command("router")(router.router)
 app.command("capacity")(capacity.capacity)
+app.command("certs")(certs.certs)
 
 
 @app.command()

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from enum import Enum
 
+from policylink.net.zenoh_settings import missing_files, tls_problem
 from policylink.wire.keys import client_segment, sanitize_segment
 
 ZENOH_MODES = ("peer", "client")
@@ -39,7 +40,7 @@ class ClientConfig:
     """Robot-side settings, one per engine; the README section "Robot client" has the table."""
 
     # Where: the Zenoh endpoint to dial (a router, or a server listening in peer mode), TLS
-    # (a certificate and key together mean mutual TLS), and the lease a hang is noticed after.
+    # (with a certificate and key, mutual TLS), and the lease a hang is noticed after.
     endpoint: str = "tcp/127.0.0.1:7447"
     zenoh_mode: str = "peer"
     tls_root_ca: str | None = None
@@ -106,8 +107,18 @@ class ClientConfig:
             )
         if self.zenoh_mode not in ZENOH_MODES:
             raise ValueError(f"zenoh_mode must be one of {ZENOH_MODES}, got {self.zenoh_mode!r}")
-        if bool(self.tls_cert) != bool(self.tls_key):
-            raise ValueError("tls_cert and tls_key go together; set both or neither")
+        # TLS: the CA, this robot's certificate (common name = client_id) and its key, or the
+        # CA alone (the server is verified, the robot unnamed: an mTLS endpoint refuses it).
+        # The config is built where it runs, so a file that is not there is an error now, not
+        # at the first connect.
+        problem = tls_problem(self.tls_root_ca, self.tls_cert, self.tls_key)
+        if problem:
+            raise ValueError(problem)
+        missing = missing_files(
+            {"tls_root_ca": self.tls_root_ca, "tls_cert": self.tls_cert, "tls_key": self.tls_key}
+        )
+        if missing:
+            raise ValueError(f"no such file: {', '.join(missing)}")
         try:
             self.fallback = Fallback(self.fallback)
         except ValueError:

@@ -55,6 +55,13 @@ class RemoteEngine(EngineParts):
             ledger=self._ledger,
             ladder=self._ladder,
         )
+        # A link that sees the server's presence (Zenoh's liveliness) wakes the worker the
+        # moment it changes: a robot whose replica died re-places at once, not up to
+        # IDLE_WAIT_S later at the worker's next idle check. Links without one (OpenPI,
+        # wrappers) leave the check to that idle period, as before.
+        watch_presence = getattr(self._transport, "watch_presence", None)
+        if watch_presence is not None:
+            watch_presence(self._face.wake)
         self._degraded_ns = round(config.degraded_after_s * NS_PER_S)
         self._request_timeout_ns = round(config.request_timeout_s * NS_PER_S)
         self._worker = Worker(

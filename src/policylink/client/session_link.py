@@ -13,6 +13,7 @@ here belongs to that thread alone, so it needs no lock.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -62,6 +63,8 @@ class SessionLink:
         self._next_attempt_ns = 0
         self._backoff_s = config.reconnect_initial_backoff_s
         self._timeouts_in_row = 0
+        # The cameras the open session's policy reads (None before the first ack).
+        self._cameras: frozenset[str] | None = None
 
     @property
     def lost(self) -> str | None:
@@ -121,8 +124,15 @@ class SessionLink:
 
     def send(self, request: Request) -> None:
         """Hand a request to the link; one that cannot be encoded is abandoned, not raised."""
+        observation = request.observation
+        if self._cameras is not None and set(observation.images) - self._cameras:
+            # The server refuses cameras its policy does not read: send only those it does.
+            observation = dataclasses.replace(
+                observation,
+                images={k: v for k, v in observation.images.items() if k in self._cameras},
+            )
         try:
-            self._link.send(request.header, request.observation)
+            self._link.send(request.header, observation)
         except WireError as exc:
             logger.error("%s: observation cannot be encoded: %s", self._config.client_id, exc)
             self._ladder.abandon(f"observation rejected by the encoder: {exc}")
@@ -194,6 +204,7 @@ class SessionLink:
     def _adopt(self, ack: SessionAck) -> str:
         """Take merge mode, prefix horizon and identity from an ack; returns a log line."""
         caps = ack.capabilities
+        self._cameras = frozenset(camera.name for camera in caps.cameras)
         self._ledger.open_session(
             replace=ack.rtc_enabled,
             horizon=self._config.rtc_horizon or caps.rtc_execution_horizon or None,

@@ -3,11 +3,19 @@
 Multicast scouting is off: endpoints are configuration, so a robot never attaches to whatever
 router happens to answer on the LAN. Actions and observations use congestion DROP, never BLOCK:
 one frozen robot uplink must not stall the server's publisher for every other robot.
+
+Mutual TLS is set on both sides of a link: a process presents its certificate when it listens
+and when it dials, so the same settings serve a router, a server in either mode and a robot;
+such a process listens on its configured endpoints only (none for a robot). An
+access-control list (`ZenohSettings.acl_file`) is read with Zenoh's own JSON5 parser and only
+its `access_control` block is taken, so a file that is a whole `zenohd` configuration works and
+cannot change anything else about this process.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import zenoh
@@ -16,6 +24,9 @@ from policylink.net.zenoh_settings import ZenohSettings
 
 
 def make_config(settings: ZenohSettings) -> zenoh.Config:
+    """The Zenoh configuration `settings` describe; `ValueError` naming a file that is missing
+    or an ACL that cannot be read."""
+    settings.check_files()
     config = zenoh.Config()
 
     def put(path: str, value: Any) -> None:
@@ -26,7 +37,10 @@ def make_config(settings: ZenohSettings) -> zenoh.Config:
     put("transport/link/tx/lease", settings.lease_ms)
     if settings.connect:
         put("connect/endpoints", list(settings.connect))
-    if settings.listen:
+    if settings.listen or settings.tls_mtls:
+        # With mutual TLS, only the configured endpoints listen: a peer's default listener is
+        # plain TCP on every interface, and gossip would link two robots directly over it, past
+        # the certificates and the access control of the process they both dial.
         put("listen/endpoints", list(settings.listen))
     tls = "transport/link/tls"
     if settings.tls_root_ca:
@@ -38,9 +52,30 @@ def make_config(settings: ZenohSettings) -> zenoh.Config:
             put(f"{tls}/enable_mtls", True)
             put(f"{tls}/connect_certificate", settings.tls_cert)
             put(f"{tls}/connect_private_key", settings.tls_key)
+    if settings.acl_file:
+        config.insert_json5("access_control", load_access_control(settings.acl_file))
     for path, value in settings.json5.items():
         put(path, value)
     return config
+
+
+def load_access_control(path: str) -> str:
+    """The `access_control` block of the Zenoh configuration in `path`, as JSON.
+
+    Refuses a file whose block is absent or disabled: a process told to enforce an ACL must not
+    start open because the file was the wrong one.
+    """
+    text = Path(path).read_text()
+    try:
+        block = zenoh.Config.from_json5(text).get_json("access_control")
+    except zenoh.ZError as exc:
+        raise ValueError(f"zenoh.acl_file {path} is not a Zenoh configuration: {exc}") from None
+    if not json.loads(block).get("enabled"):
+        raise ValueError(
+            f"zenoh.acl_file {path} holds no enabled access_control block; write it with "
+            "`policylink certs`, or set access_control.enabled: true"
+        )
+    return block
 
 
 def open_zenoh_session(settings: ZenohSettings) -> zenoh.Session:

@@ -179,7 +179,9 @@ class ServerApp:
         from policylink.server.surfaces.openpi import OpenPIServer
 
         settings = self.manifest.openpi
-        surface = OpenPIServer(core, core.capabilities, settings, settings.api_key(os.environ))
+        surface = OpenPIServer(
+            core, core.capabilities, settings, settings.api_key(os.environ), healthy=self.healthy
+        )
         self.surfaces.append(surface)
         surface.start()
         return surface

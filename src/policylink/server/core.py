@@ -4,6 +4,11 @@ Transports turn bytes into calls here and replies back into bytes; they know not
 policies. Everything a transport thread does through this class is bounded and short: opening a
 session runs the contract checks, an observation is only deposited into its session's mailbox.
 Decoding, the policy and encoding happen on the inference worker.
+
+Nothing a peer sends grows without bound here: session opens, observations and resets pass a
+per-robot token bucket first (`manifest.limits`), the decode limits every surface uses follow
+the served policy (`decode_limits`), and a session that never sends an observation is closed
+after `session_first_observation_timeout_s` instead of holding capacity for the idle timeout.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from policylink import __version__
 from policylink.policy.base import Policy
 from policylink.policy.request_step import SessionProcessor
 from policylink.server.admission import Admission
+from policylink.server.audit import audit_refusal
 from policylink.server.capture import RequestCapture
 from policylink.server.forward_profile import ForwardProfile
 from policylink.server.manifest import Manifest
 from policylink.server.metrics import LoadMeter, ServerMetrics
+from policylink.server.rate_limit import RateLimiter
 from policylink.server.scheduler import Scheduler, make_scheduler
 from policylink.server.serving_modes import EXCLUSIVE, ServingDecision
 from policylink.server.session import Decode, MailboxRequest, Reply, Session
@@ -28,6 +35,7 @@ from policylink.server.session_registry import SessionRegistry
 from policylink.server.validation import OpenPolicy, OpenTerms, check_session_open, reject
 from policylink.wire.errors import ErrorCode
 from policylink.wire.header import Header, MsgType
+from policylink.wire.limits import DecodeLimits
 from policylink.wire.messages import (
     Capabilities,
     ErrorReply,
@@ -39,6 +47,12 @@ from policylink.wire.messages import (
 )
 
 log = logging.getLogger("policylink.server")
+
+# Characters of a peer-chosen client id used as a rate-limit key (a valid one is shorter).
+RATE_KEY_CHARS = 128
+# Refused opens logged per second, whatever ids peers invent (the audit line has them all,
+# within its own budget).
+REFUSAL_LOG_LINES_PER_S = 10.0
 
 CloseListener = Callable[[Session, str], None]
 
@@ -101,6 +115,15 @@ class ServerCore:
         self._open_rules = OpenPolicy(
             self.capabilities, manifest.strict_fps, self.capabilities.supports_rtc
         )
+        spec = policy.spec
+        self.decode_limits = DecodeLimits.for_policy(
+            spec.cameras, spec.state_dim, spec.action_dim, spec.chunk_size
+        )
+        limits = manifest.limits
+        self._open_limit = RateLimiter(limits.session_opens_per_s, limits.session_open_burst)
+        self._observation_limit = RateLimiter(limits.observations_per_s, limits.observation_burst)
+        self._reset_limit = RateLimiter(limits.resets_per_s, limits.reset_burst)
+        self._refusal_log = RateLimiter(REFUSAL_LOG_LINES_PER_S, REFUSAL_LOG_LINES_PER_S)
         # Guards the capacity check and the insertion as one step (two robots racing for the
         # last slot must not both get it), the last epoch handed out and the close listeners.
         self._open_lock = threading.Lock()
@@ -138,13 +161,23 @@ class ServerCore:
             self._close_listeners.append(listener)
 
     def open_session(self, req: SessionOpen, transport: str) -> SessionAck | ErrorReply:
+        if not self._open_limit.allow(req.client_id[:RATE_KEY_CHARS]):
+            return self._refuse(
+                reject(
+                    ErrorCode.RATE_LIMITED,
+                    f"too many session opens from client {req.client_id[:64]!r}; at most "
+                    f"{self._open_limit.rate_per_s:g} a second (limits.session_opens_per_s)",
+                ),
+                req,
+                transport,
+            )
         terms = check_session_open(req, self._open_rules)
         if isinstance(terms, ErrorReply):
-            return self._refuse(terms)
+            return self._refuse(terms, req, transport)
         with self._open_lock:
             refusal = self.admission.refusal(terms.client)
             if refusal is not None:
-                return self._refuse(refusal)
+                return self._refuse(refusal, req, transport)
             session = self._new_session(req, terms, transport)
             replaced = self.registry.add(session)
         self.metrics.sessions_opened.inc()
@@ -184,11 +217,19 @@ class ServerCore:
             rtc_enabled=terms.rtc_enabled,
             order=0,
             tags=dict(req.tags),
+            instance=req.instance,
         )
 
-    def _refuse(self, error: ErrorReply) -> ErrorReply:
+    def _refuse(self, error: ErrorReply, req: SessionOpen, transport: str) -> ErrorReply:
         self.metrics.sessions_rejected.labels(error.code.value).inc()
-        log.info("session refused (%s): %s", error.code.value, error.message)
+        if self._refusal_log.allow("open"):
+            log.info("session refused (%s): %s", error.code.value, error.message)
+        audit_refusal(
+            event="session_open",
+            outcome=error.code.value,
+            client=req.client_id,
+            transport=transport,
+        )
         return error
 
     def close_session(self, session_id: str, reason: str) -> bool:
@@ -220,17 +261,40 @@ class ServerCore:
             listener(session, reason)
 
     def close_idle_sessions(self) -> list[str]:
-        idle = self.registry.idle_sessions(self.manifest.session_idle_timeout_s)
-        return [s.session_id for s in idle if self.close_session(s.session_id, "idle")]
+        """Close sessions silent for `session_idle_timeout_s`, and those that never sent an
+        observation within `session_first_observation_timeout_s` of opening."""
+        manifest = self.manifest
+        unused = self.registry.unused_sessions(manifest.session_first_observation_timeout_s)
+        closed = [s.session_id for s in unused if self.close_session(s.session_id, "never_used")]
+        idle = self.registry.idle_sessions(manifest.session_idle_timeout_s)
+        return closed + [s.session_id for s in idle if self.close_session(s.session_id, "idle")]
 
     def session_id_for_client(self, client: str) -> str | None:
         return self.registry.session_id_for_client(client)
 
+    def session_for_client(self, client: str) -> Session | None:
+        session_id = self.registry.session_id_for_client(client)
+        return None if session_id is None else self.registry.get(session_id)
+
     def reset_session(self, req: Reset) -> ResetAck | ErrorReply:
-        if self.registry.begin_episode(req.session_id, req.episode_id) is None:
+        session = self.registry.get(req.session_id)
+        if session is not None and not self._reset_limit.allow(session.client):
+            audit_refusal(
+                event="reset",
+                outcome=ErrorCode.RATE_LIMITED.value,
+                client=session.client,
+                session_id=session.session_id,
+                transport=session.transport,
+            )
+            return reject(
+                ErrorCode.RATE_LIMITED,
+                f"too many resets; at most {self._reset_limit.rate_per_s:g} a second "
+                "(limits.resets_per_s)",
+            )
+        if session is None or self.registry.begin_episode(req.session_id, req.episode_id) is None:
             return reject(
                 ErrorCode.UNKNOWN_SESSION,
-                f"session {req.session_id!r} is not open here; open a new session",
+                f"session {req.session_id[:64]!r} is not open here; open a new session",
             )
         return ResetAck(session_id=req.session_id, episode_id=req.episode_id)
 
@@ -243,23 +307,36 @@ class ServerCore:
         reply: Reply,
         *,
         playback_left_ms: float | None = None,
+        client: str | None = None,
     ) -> None:
         """Deposit only: returns in microseconds. Unknown or stale sessions are answered here
-        (from the caller's thread); everything else is answered by the inference worker."""
+        (from the caller's thread); everything else is answered by the inference worker.
+
+        Rate limit: a robot that waits for each answer (one request in flight) is never
+        limited, however fast its policy answers; an observation that arrives while the
+        robot's previous one is still unserved, or without an open session, takes a token from
+        the robot's bucket (`client`, else the session id), and without one it is dropped
+        unanswered."""
         if self.admission.draining:
-            self.metrics.dropped.labels("draining").inc()
+            self._drop("draining", header, session_id, client)
+            return
+        if self.registry.busy(session_id) and not self._observation_limit.allow(
+            (client or session_id)[:RATE_KEY_CHARS]
+        ):
+            self._drop("rate_limited", header, session_id, client)
             return
         request = MailboxRequest(header, payload, decode, reply, playback_left_ms=playback_left_ms)
         outcome = self.registry.deposit(session_id, header.session_epoch, request)
         if outcome == "superseded":
             self.metrics.superseded.inc()
         elif outcome == "old_episode":
-            self.metrics.dropped.labels("old_episode").inc()
+            self._drop("old_episode", header, session_id, client)
         elif outcome == "unknown":
             self._answer_now(
                 header,
                 reply,
                 reject(ErrorCode.UNKNOWN_SESSION, "no open session for this client; open one"),
+                client,
             )
         elif outcome == "stale":
             self._answer_now(
@@ -270,10 +347,30 @@ class ServerCore:
                     f"session_epoch {header.session_epoch} belongs to a closed session; "
                     "use the epoch of your latest SessionAck",
                 ),
+                client,
             )
 
-    def _answer_now(self, header: Header, reply: Reply, error: ErrorReply) -> None:
+    def _drop(self, reason: str, header: Header, session_id: str, client: str | None) -> None:
+        """An observation dropped unanswered: counted, and audited (rate-limited)."""
+        self.metrics.dropped.labels(reason).inc()
+        audit_refusal(
+            event="observation",
+            outcome=reason,
+            client=client or "",
+            session_id=session_id,
+            seq_id=header.seq_id,
+        )
+
+    def _answer_now(
+        self, header: Header, reply: Reply, error: ErrorReply, client: str | None
+    ) -> None:
         self.metrics.errors.labels(error.code.value).inc()
+        audit_refusal(
+            event="observation",
+            outcome=error.code.value,
+            client=client or "",
+            seq_id=header.seq_id,
+        )
         try:
             reply(header.echo(MsgType.ERROR), error)
         except Exception:  # a failing transport must not take the caller's thread down

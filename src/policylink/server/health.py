@@ -2,17 +2,56 @@
 
 `/healthz` answers 200 only while the inference worker is alive and the policy is warmed up, so
 an orchestrator never routes robots to a server that would accept sessions and answer nothing.
+
+Whatever reaches the port, the cost is bounded: at most `MAX_CONNECTIONS` requests are served at
+once (more are closed unanswered), a client has `REQUEST_TIMEOUT_S` to send its request, and a
+client that hangs up mid-answer costs nothing but a debug line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from policylink.server.metrics import ServerMetrics
+
+log = logging.getLogger("policylink.server")
+
+MAX_CONNECTIONS = 64
+REQUEST_TIMEOUT_S = 2.0
+
+
+class _BoundedHTTPServer(ThreadingHTTPServer):
+    """A thread per request, but never more than `MAX_CONNECTIONS` of them."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up or stalled is its own problem; anything else is logged."""
+        log.debug("health port: request from %s failed", client_address, exc_info=True)
 
 
 class HealthServer:
@@ -26,8 +65,7 @@ class HealthServer:
         host: str = "127.0.0.1",
     ) -> None:
         handler = _handler_class(healthy, metrics)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        self._server = _BoundedHTTPServer((host, port), handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="policylink-health", daemon=True
         )
@@ -50,6 +88,8 @@ def _handler_class(
     healthy: Callable[[], bool], metrics: ServerMetrics
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = REQUEST_TIMEOUT_S
+
         def do_GET(self) -> None:
             if self.path == "/healthz":
                 ok = healthy()
@@ -60,11 +100,12 @@ def _handler_class(
                 self._send(404, b"not found: try /healthz or /metrics\n", "text/plain")
 
         def _send(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            with contextlib.suppress(ConnectionError, socket.timeout):
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
         def log_message(self, format: str, *args: object) -> None:
             """Probes arrive every few seconds; logging each would drown the audit log."""

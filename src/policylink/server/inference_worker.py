@@ -112,10 +112,11 @@ class InferenceWorker:
         self._to_reply: queue.Queue[_Batch | None] = queue.Queue()
         self._pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="policylink-decode")
         # Guarded by the registry's lock (its `ready` condition is what the schedule stage
-        # sleeps on): batches taken but not yet forwarded, and when the device expects to be
-        # free (0 while it is idle).
+        # sleeps on): batches taken but not yet forwarded, when the device expects to be free
+        # (0 while it is idle), and when it last became free.
         self._device_batches = 0
         self._device_free_ns = 0
+        self._freed_ns = 0
         # Schedule-thread only: how long preparing a batch has been taking (a moving average).
         self._prepare_ns = PREPARE_GUESS_NS
         self._threads = [
@@ -178,21 +179,27 @@ class InferenceWorker:
         return None
 
     def _wait_s(self, ready: list, now_ns: int) -> float | None:
-        """0 to take a batch now, else how long to sleep (None: until woken)."""
+        """0 to take a batch now, else how long to sleep (None: until woken).
+
+        A gathering scheduler fills a batch while it can: while the device is busy, until the
+        next batch would just be prepared in time; and for `max_wait_ms` after the device
+        frees (or after the oldest request arrived, if later) — the window in which the robots
+        of the forward that just ended send their next request. It never waits when every
+        open session is already in the batch, so a lone robot pays nothing.
+        """
         if not ready or self._device_batches >= 2:
             return None
         if len(ready) >= self.core.batch_limit:
             return 0.0
-        if self._device_batches:
-            # The device is busy: gather until the next batch would just be prepared in time.
-            if not self.core.scheduler.gathers:
-                return 0.0
-            due_ns = self._device_free_ns - self._prepare_ns
-            return 0.0 if now_ns >= due_ns else (due_ns - now_ns) / 1e9
-        if not self.core.scheduler.gathers or self.core.max_wait_ns <= 0:
+        if not self.core.scheduler.gathers:
             return 0.0
-        oldest_ns = min(s.pending.arrived_ns for s in ready if s.pending is not None)
-        due_ns = oldest_ns + self.core.max_wait_ns
+        if self._device_batches:
+            due_ns = self._device_free_ns - self._prepare_ns + self.core.max_wait_ns
+        else:
+            if self.core.max_wait_ns <= 0 or len(ready) >= self.core.registry.count_locked():
+                return 0.0
+            oldest_ns = min(s.pending.arrived_ns for s in ready if s.pending is not None)
+            due_ns = max(oldest_ns, self._freed_ns) + self.core.max_wait_ns
         return 0.0 if now_ns >= due_ns else (due_ns - now_ns) / 1e9
 
     def _prepare(self, works: list[Work]) -> _Batch:
@@ -215,6 +222,12 @@ class InferenceWorker:
             self._check(obs)
         except WireError as exc:
             row.early_reply = ErrorReply(code=exc.code, message=str(exc))
+            return
+        except Exception:  # a decoder bug on odd input fails this request, never the batch
+            log.exception("decoding an observation of session %s failed", session.session_id)
+            row.early_reply = ErrorReply(
+                ErrorCode.BAD_MESSAGE, "the observation could not be decoded"
+            )
             return
         step_request = StepRequest(
             obs,
@@ -253,6 +266,7 @@ class InferenceWorker:
                     with registry.ready:
                         self._device_batches -= 1
                         self._device_free_ns = 0
+                        self._freed_ns = time.monotonic_ns()
                         registry.ready.notify_all()
                 self._to_reply.put(batch)
         finally:

@@ -64,6 +64,12 @@ class RTCBlock(_Block):
 
 
 class ZenohBlock(_Block):
+    """How the server attaches to Zenoh. TLS: `tls_root_ca`, `tls_cert` and `tls_key` together
+    (with `tls_mtls`, peers must present certificates too), or `tls_root_ca` alone. `acl_file`:
+    an access-control list (`policylink certs` writes `acl.json5`) this server enforces in peer
+    mode, where robots connect to it; a router enforces it in client mode. Whether the files
+    exist is checked when the server starts, on the machine that reads them."""
+
     mode: Literal["peer", "client", "router"] = "peer"
     connect: list[str] = Field(default_factory=list)
     listen: list[str] = Field(default_factory=lambda: ["tcp/127.0.0.1:7447"])
@@ -72,12 +78,14 @@ class ZenohBlock(_Block):
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_mtls: bool = False
+    acl_file: str | None = None
     json5: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _tls_pair(self) -> ZenohBlock:
-        if bool(self.tls_cert) != bool(self.tls_key):
-            raise ValueError("zenoh.tls_cert and zenoh.tls_key must be given together")
+    def _tls(self) -> ZenohBlock:
+        # ZenohSettings holds the rules (TLS files together, the ACL needs mTLS and a mode that
+        # accepts connections), so a manifest and a router refuse the same things alike.
+        self.to_settings()
         return self
 
     def to_settings(self) -> ZenohSettings:
@@ -90,6 +98,7 @@ class ZenohBlock(_Block):
             tls_cert=self.tls_cert,
             tls_key=self.tls_key,
             tls_mtls=self.tls_mtls,
+            acl_file=self.acl_file,
             json5=dict(self.json5),
         )
 
@@ -99,6 +108,22 @@ class CaptureBlock(_Block):
 
     dir: str | None = None
     max_requests: int = Field(default=1000, ge=1)
+
+
+class LimitsBlock(_Block):
+    """Per-robot rate limits, as token buckets: a sustained rate and a burst; a rate of 0 turns
+    that limit off. A session open or reset over its limit is answered `rate_limited`. An
+    observation takes a token only when it arrives while the robot's previous one is still
+    unserved (or without a session): a robot with one request in flight is never limited;
+    one that floods is dropped (counted as `rate_limited`). The defaults sit far above what a
+    robot's control loop sends (a 100 Hz loop asks for a chunk at most every tick)."""
+
+    session_opens_per_s: float = Field(default=2.0, ge=0)
+    session_open_burst: int = Field(default=20, ge=1)
+    observations_per_s: float = Field(default=200.0, ge=0)
+    observation_burst: int = Field(default=50, ge=1)
+    resets_per_s: float = Field(default=5.0, ge=0)
+    reset_burst: int = Field(default=20, ge=1)
 
 
 class Manifest(_Block):
@@ -118,13 +143,15 @@ class Manifest(_Block):
     max_sessions: int = Field(default=8, ge=1, le=1024)
     scheduler: SchedulerName = "batch"
     max_batch_size: int = Field(default=8, ge=1, le=256)
-    max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)
+    max_wait_ms: float = Field(default=2.0, ge=0.0, le=1000.0)
     planning_request_hz: float = Field(default=10.0, gt=0)
     warmup_inferences: int = Field(default=3, ge=0)
     trained_fps: float | None = Field(default=None, gt=0)
     strict_fps: bool = False
     rtc: RTCBlock = Field(default_factory=RTCBlock)
     session_idle_timeout_s: float = Field(default=30.0, gt=0)
+    session_first_observation_timeout_s: float = Field(default=10.0, gt=0)
+    limits: LimitsBlock = Field(default_factory=LimitsBlock)
     zenoh: ZenohBlock = Field(default_factory=ZenohBlock)
     health_port: int = Field(default=0, ge=0, le=65535)
     health_host: str = "127.0.0.1"

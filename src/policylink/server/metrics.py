@@ -2,46 +2,126 @@
 
 A registry per `ServerApp` (not the process-global default) lets several servers live in one
 process — tests and benchmarks do that — without their counters colliding.
+
+Every label value comes from a fixed set (`FixedLabelCounter`): a label built from what a
+client sends — a free-text close reason, an OpenPI session id, a peer address — would make
+`/metrics` grow without bound, one series per value. Free text goes to the log instead.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from policylink.wire.errors import ErrorCode
+
 # Milliseconds to seconds: sub-millisecond resolution for overhead, up to a slow VLA forward.
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+OTHER = "other"
+ERROR_CODES = tuple(code.value for code in ErrorCode)
+REQUEST_OUTCOMES = ("ok", "error")
+DROP_REASONS = (
+    "bad_header",
+    "too_large",
+    "rate_limited",
+    "old_episode",
+    "draining",
+    "reply_failed",
+)
+# Why a session closed: the robot closed it, it sent nothing for a while (`idle`) or nothing at
+# all (`never_used`), its liveliness token went, its client opened another (`replaced`), its
+# OpenPI connection ended or switched session ids, or the server drained.
+CLOSE_REASONS = (
+    "client",
+    "idle",
+    "never_used",
+    "liveliness",
+    "replaced",
+    "connection",
+    "session_switch",
+    "draining",
+)
+# The phrases surfaces pass to `ServerCore.close_session`, as the label they count under.
+CLOSE_REASON_ALIASES = {
+    "closed by client": "client",
+    "client liveliness lost": "liveliness",
+}
+
+
+class FixedLabelCounter:
+    """A counter with one label whose values come from a fixed set: `labels(value)` counts a
+    value outside the set (after `aliases`) under `other`, so no client can add a series."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        label: str,
+        values: Iterable[str],
+        registry: CollectorRegistry,
+        *,
+        aliases: Mapping[str, str] | None = None,
+    ) -> None:
+        self._allowed = frozenset(values)
+        self._aliases = dict(aliases or {})
+        self._counter = Counter(name, documentation, [label], registry=registry)
+
+    def label_of(self, value: str) -> str:
+        value = self._aliases.get(value, value)
+        return value if value in self._allowed else OTHER
+
+    def labels(self, value: str) -> Counter:
+        return self._counter.labels(self.label_of(value))
 
 
 class ServerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
-            "policylink_requests", "Requests served, by outcome.", ["outcome"], registry=r
+        self.requests = FixedLabelCounter(
+            "policylink_requests", "Requests served, by outcome.", "outcome", REQUEST_OUTCOMES, r
         )
-        self.errors = Counter(
-            "policylink_errors", "Requests answered with an error, by code.", ["code"], registry=r
+        self.errors = FixedLabelCounter(
+            "policylink_errors", "Requests answered with an error, by code.", "code", ERROR_CODES, r
         )
         self.superseded = Counter(
             "policylink_superseded",
             "Observations replaced by a newer one before they were served.",
             registry=r,
         )
-        self.dropped = Counter(
+        self.dropped = FixedLabelCounter(
             "policylink_dropped",
-            "Observations dropped unanswered (malformed header, old episode, draining).",
-            ["reason"],
-            registry=r,
+            "Observations dropped unanswered (malformed header, too large, rate-limited, old "
+            "episode, draining).",
+            "reason",
+            DROP_REASONS,
+            r,
         )
         self.sessions_opened = Counter("policylink_sessions_opened", "Sessions opened.", registry=r)
-        self.sessions_rejected = Counter(
-            "policylink_sessions_rejected", "Session opens refused, by code.", ["code"], registry=r
+        self.sessions_rejected = FixedLabelCounter(
+            "policylink_sessions_rejected",
+            "Session opens refused, by code.",
+            "code",
+            ERROR_CODES,
+            r,
         )
-        self.sessions_closed = Counter(
-            "policylink_sessions_closed", "Sessions closed, by reason.", ["reason"], registry=r
+        self.sessions_closed = FixedLabelCounter(
+            "policylink_sessions_closed",
+            "Sessions closed, by reason.",
+            "reason",
+            CLOSE_REASONS,
+            r,
+            aliases=CLOSE_REASON_ALIASES,
+        )
+        self.auth_failures = Counter(
+            "policylink_auth_failures",
+            "OpenPI connections refused for a missing or wrong API key, or while their address "
+            "was locked out after repeated failures.",
+            registry=r,
         )
         self.sessions_active = Gauge(
             "policylink_sessions_active", "Sessions currently open.", registry=r

@@ -61,6 +61,7 @@ class Session:
     rtc_enabled: bool
     order: int
     tags: dict[str, str] = field(default_factory=dict)
+    instance: str = ""
     opened_ns: int = field(default_factory=time.monotonic_ns)
     last_seen_ns: int = field(default_factory=time.monotonic_ns)
     pending: MailboxRequest | None = None

@@ -4,6 +4,10 @@ Removal is by session id, never by client: a stale close, a late liveliness drop
 that was decided about an old session cannot remove a newer session of the same client, because
 the newer one has a different id. The client index is only cleared when it still points at the
 session being removed.
+
+Sessions hold capacity, so none outlives its use: `idle_sessions` are those that went quiet,
+`unused_sessions` those that never sent an observation at all (a peer opening sessions it never
+uses must not keep robots out for the whole idle timeout).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class SessionRegistry:
         with self._lock:
             session.order = self._next_order
             self._next_order += 1
+            # Until its first deposit moves `last_seen_ns`, the two agree: never used.
+            session.last_seen_ns = session.opened_ns
             previous_id = self._by_client.get(session.client)
             previous = self._by_id.pop(previous_id, None) if previous_id else None
             self._by_id[session.session_id] = session
@@ -55,6 +61,10 @@ class SessionRegistry:
         with self._lock:
             return len(self._by_id)
 
+    def count_locked(self) -> int:
+        """Open sessions; call with `ready` held (the schedule stage does)."""
+        return len(self._by_id)
+
     def count_excluding_client(self, client: str) -> int:
         """Sessions that would remain if `client` reopened (its old session is replaced)."""
         with self._lock:
@@ -79,6 +89,13 @@ class SessionRegistry:
             superseded = session.deposit(request)
             self.ready.notify()
             return "superseded" if superseded else "queued"
+
+    def busy(self, session_id: str) -> bool:
+        """True when the session has a request unserved or in flight, or is not open: a
+        request arriving now is more than a robot with one request in flight sends."""
+        with self._lock:
+            session = self._by_id.get(session_id)
+            return session is None or session.pending is not None or session.in_flight
 
     def begin_episode(self, session_id: str, episode_id: int) -> Session | None:
         """An explicit reset: drop the old episode's unserved observation, refuse older ones."""
@@ -114,6 +131,20 @@ class SessionRegistry:
                 s
                 for s in self._by_id.values()
                 if s.pending is None and now_ns - s.last_seen_ns > limit_ns
+            ]
+
+    def unused_sessions(self, timeout_s: float, now_ns: int | None = None) -> list[Session]:
+        """Sessions open for longer than `timeout_s` that never received an observation."""
+        now_ns = time.monotonic_ns() if now_ns is None else now_ns
+        limit_ns = int(timeout_s * 1e9)
+        with self._lock:
+            return [
+                s
+                for s in self._by_id.values()
+                if s.last_seen_ns == s.opened_ns
+                and s.pending is None
+                and not s.in_flight
+                and now_ns - s.opened_ns > limit_ns
             ]
 
     def wake(self) -> None:

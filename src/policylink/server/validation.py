@@ -5,6 +5,13 @@ policy's by a single swap would drive the wrong joints; such a session never ope
 state dimension and schema are hard checks too. Capacity is checked last, so a robot that could
 never be served here is told what is wrong with it rather than to try another replica. Soft
 mismatches (control rate, RTC) open the session with warnings in the ack.
+
+Per observation, whichever protocol carried it: the state and both prefixes must be finite
+(NaN or Inf in the input makes no sense to a policy and would likely come back as NaN actions)
+and the cameras exactly the policy's, at its sizes. The inference delay and the prefixes are
+bounded by the chunk, not refused beyond it: a robot whose latency grew past a chunk asks for a
+delay its next chunk cannot cover, and refusing it would starve it of the chunks that bring its
+latency estimate back down.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import numpy as np
 
 from policylink.wire.errors import ErrorCode, SchemaError, WireError
 from policylink.wire.keys import client_segment
+from policylink.wire.limits import DEFAULT_LIMITS
 from policylink.wire.messages import CameraSpec, Capabilities, ErrorReply, Observation, SessionOpen
 from policylink.wire.schema import negotiate_schema
 
@@ -51,6 +59,9 @@ def check_session_open(req: SessionOpen, rules: OpenPolicy) -> OpenTerms | Error
         client = client_segment(req.client_id)
     except WireError as exc:
         return reject(exc.code, str(exc))
+    bounds_error = _open_bounds_error(req)
+    if bounds_error:
+        return reject(ErrorCode.BAD_MESSAGE, bounds_error)
     try:
         schema = negotiate_schema(req.schema_min, req.schema_max, caps.schema_min, caps.schema_max)
     except SchemaError as exc:
@@ -94,9 +105,23 @@ def check_session_open(req: SessionOpen, rules: OpenPolicy) -> OpenTerms | Error
     extra = sorted({c.name for c in req.cameras} - {c.name for c in caps.cameras})
     if extra:
         warnings.append(
-            f"cameras {extra} are not used by this policy; stop sending them to save bandwidth"
+            f"cameras {extra} are not used by this policy, and an observation that carries them "
+            f"is refused: send only {[c.name for c in caps.cameras]}"
         )
     return OpenTerms(client, schema, rtc_enabled, warnings)
+
+
+def _open_bounds_error(req: SessionOpen) -> str:
+    """Free-form fields of a session open are kept with the session, so they are bounded."""
+    limits = DEFAULT_LIMITS
+    if len(req.task.encode()) > limits.max_text_bytes:
+        return f"task is longer than {limits.max_text_bytes} bytes; shorten it"
+    if len(req.tags) > limits.max_tags:
+        return f"{len(req.tags)} tags exceed the cap of {limits.max_tags}"
+    for key, value in req.tags.items():
+        if max(len(key.encode()), len(value.encode())) > limits.max_tag_bytes:
+            return f"tag {key[:32]!r} is longer than {limits.max_tag_bytes} bytes"
+    return ""
 
 
 def _action_mismatch(got: list[str], expected: list[str]) -> str:
@@ -139,19 +164,38 @@ def _sizes_agree(a: CameraSpec, b: CameraSpec) -> bool:
 
 
 def check_observation(obs: Observation, caps: Capabilities) -> None:
-    """The per-request half of the contract; raises `WireError` naming the field to fix."""
+    """The per-request half of the contract; raises `WireError` naming the field to fix.
+    Bounds the delay and the prefixes to the chunk in place (see the module doc)."""
     state = np.asarray(obs.state)
     if state.ndim != 1 or state.shape[0] != caps.state_dim:
         raise WireError(
             f"observation.state has shape {state.shape}; the policy needs ({caps.state_dim},)",
             ErrorCode.STATE_MISMATCH,
         )
+    _check_finite(state, "state")
     prefix = obs.prefix_model
     if prefix is not None and (prefix.ndim != 2 or prefix.shape[1] != len(caps.action_names)):
         raise WireError(
             f"observation.prefix_model has shape {prefix.shape}; it must be "
             f"[steps, {len(caps.action_names)}] in the policy's action order",
             ErrorCode.BAD_TENSOR,
+        )
+    for name, tail in (("prefix_model", prefix), ("prefix_robot", obs.prefix_robot)):
+        if tail is not None:
+            _check_finite(np.asarray(tail), name)
+    _bound_to_chunk(obs, caps.chunk_size)
+    if len(obs.task.encode("utf-8", "surrogatepass")) > DEFAULT_LIMITS.max_text_bytes:
+        raise WireError(
+            f"observation.task is longer than {DEFAULT_LIMITS.max_text_bytes} bytes",
+            ErrorCode.BAD_MESSAGE,
+        )
+    known = {camera.name for camera in caps.cameras}
+    unknown = [name for name in obs.images if name not in known]
+    if unknown:
+        raise WireError(
+            f"observation.images has cameras {sorted(unknown)[:8]} that the policy does not "
+            f"read; send only {sorted(known)}",
+            ErrorCode.CAMERA_MISMATCH,
         )
     for camera in caps.cameras:
         image = obs.images.get(camera.name)
@@ -166,3 +210,21 @@ def check_observation(obs: Observation, caps: Capabilities) -> None:
                 f"{camera.height}x{camera.width}",
                 ErrorCode.CAMERA_MISMATCH,
             )
+
+
+def _check_finite(values: np.ndarray, name: str) -> None:
+    if values.dtype.kind in "fc" and not np.isfinite(values).all():
+        raise WireError(
+            f"observation.{name} holds NaN or infinite values; send finite numbers",
+            ErrorCode.BAD_MESSAGE,
+        )
+
+
+def _bound_to_chunk(obs: Observation, chunk_size: int) -> None:
+    """At most a chunk of delay, and of unexecuted prefix (its first rows: those executed next)."""
+    obs.inference_delay_steps = min(max(obs.inference_delay_steps, 0), chunk_size)
+    if obs.prefix_model is not None and obs.prefix_model.shape[0] > chunk_size:
+        obs.prefix_model = obs.prefix_model[:chunk_size]
+    robot = obs.prefix_robot
+    if robot is not None and np.ndim(robot) >= 1 and len(robot) > chunk_size:
+        obs.prefix_robot = robot[:chunk_size]

@@ -2,7 +2,9 @@
 
 Decoding is bounded twice: msgpack's own length caps stop a hostile length prefix before any
 allocation, and each field is type-checked as it is read so a wrong type is a `DecodeError`
-naming the field, never a silent wrong value.
+naming the field, never a silent wrong value. An observation's cheap fields are read first and
+its images last, after every image's name has been checked against the cameras the limits
+allow: a message that would be refused never costs a decoded pixel.
 """
 
 from __future__ import annotations
@@ -86,6 +88,12 @@ class _Fields:
             raise self.fail(key, "a string", value)
         return value
 
+    def text(self, key: str, default: Any = _REQUIRED) -> str:
+        """Free text (a task, a reason): a string of at most `max_text_bytes` UTF-8 bytes."""
+        value = self.str(key, default)
+        _check_text(value, f"{self.what}: field {key!r}", self.limits.max_text_bytes)
+        return value
+
     def int(self, key: str, default: Any = _REQUIRED, lo: int = 0, hi: int = _U32) -> int:
         value = self._get(key, default)
         if not isinstance(value, int) or isinstance(value, bool):
@@ -135,6 +143,17 @@ class _Fields:
             raise DecodeError(f"{self.what}: field {key!r} must map strings to strings")
         return mapping
 
+    def tags(self, key: str) -> dict[str, str]:
+        """At most `max_tags` string pairs of at most `max_tag_bytes` each."""
+        tags = self.str_map(key, {})
+        limits = self.limits
+        if len(tags) > limits.max_tags:
+            raise DecodeError(f"{self.what}: {len(tags)} {key} exceed the cap of {limits.max_tags}")
+        for name, value in tags.items():
+            _check_text(name, f"{self.what}: a key of {key!r}", limits.max_tag_bytes)
+            _check_text(value, f"{self.what}: {key}[{name[:32]!r}]", limits.max_tag_bytes)
+        return tags
+
     def tensor(self, key: str, default: Any = _REQUIRED) -> np.ndarray | None:
         value = self._get(key, default)
         if value is None:
@@ -143,6 +162,12 @@ class _Fields:
 
     def nested(self, key: str) -> _Fields:
         return _Fields(self.map(key), f"{self.what}.{key}", self.limits)
+
+
+def _check_text(value: str, what: str, cap: int) -> None:
+    # Characters first: a string of more than `cap` characters is more than `cap` bytes.
+    if len(value) > cap or len(value.encode("utf-8", "surrogatepass")) > cap:
+        raise DecodeError(f"{what} is longer than {cap} bytes; shorten it")
 
 
 def encode_observation(obs: Observation, jpeg_quality: int = 90) -> bytes:
@@ -172,28 +197,50 @@ def encode_observation(obs: Observation, jpeg_quality: int = 90) -> bytes:
 def decode_observation(
     data: bytes | bytearray | memoryview, limits: DecodeLimits = DEFAULT_LIMITS
 ) -> Observation:
+    """Every cap in `limits` is checked before the images are decoded (see the module doc)."""
     f = _Fields(_unpack(data, limits, "observation"), "observation", limits)
-    raw_images = f.map("images", {})
-    if len(raw_images) > limits.max_images:
-        raise TooLargeError(f"observation: {len(raw_images)} images exceed {limits.max_images}")
-    images = {}
-    for name, image in raw_images.items():
-        if not isinstance(name, str):
-            raise DecodeError("observation: image names must be strings")
-        images[name] = decode_image(image, field=f"observation.images.{name}", limits=limits)
+    raw_images = _image_fields(f)
     state = f.tensor("state")
     if state is None:
         raise DecodeError("observation: field 'state' must be a tensor, got null")
-    return Observation(
+    obs = Observation(
         state=state,
-        images=images,
-        task=f.str("task", ""),
+        task=f.text("task", ""),
         inference_delay_steps=f.int("inference_delay_steps", 0),
         prefix_model=f.tensor("prefix_model", None),
         prefix_robot=f.tensor("prefix_robot", None),
         episode_start=f.bool("episode_start", False),
         playback_left_ms=_playback_left(f.optional_float("playback_left_ms")),
     )
+    obs.images = {
+        name: decode_image(
+            image,
+            field=f"observation.images.{name}",
+            limits=limits,
+            camera=limits.camera(name),
+        )
+        for name, image in raw_images.items()
+    }
+    return obs
+
+
+def _image_fields(f: _Fields) -> dict[str, object]:
+    """The encoded images, once their count and every name is known to be allowed."""
+    limits = f.limits
+    raw_images = f.map("images", {})
+    for name in raw_images:
+        if not isinstance(name, str):
+            raise DecodeError("observation: image names must be strings")
+        if limits.cameras is not None and limits.camera(name) is None:
+            names = [camera.name for camera in limits.cameras]
+            raise WireError(
+                f"observation.images has camera {name[:64]!r}, which the policy does not read; "
+                f"send only its cameras {names}",
+                ErrorCode.CAMERA_MISMATCH,
+            )
+    if len(raw_images) > limits.max_images:
+        raise TooLargeError(f"observation: {len(raw_images)} images exceed {limits.max_images}")
+    return raw_images
 
 
 def _playback_left(value: float | None) -> float | None:
@@ -355,6 +402,7 @@ def _encode_control(msg: Message) -> dict[str, Any]:
             "schema_min": msg.schema_min,
             "schema_max": msg.schema_max,
             "tags": dict(msg.tags),
+            "instance": msg.instance,
         }
     if isinstance(msg, SessionAck):
         return {
@@ -396,11 +444,12 @@ def _decode_control(msg_type: MsgType, f: _Fields) -> Message:
             state_dim=f.int("state_dim"),
             cameras=_cameras_from_wire(f, "cameras"),
             fps=f.float("fps", 0.0),
-            task=f.str("task", ""),
+            task=f.text("task", ""),
             rtc=f.bool("rtc", False),
             schema_min=f.int("schema_min", 1, hi=2**16),
             schema_max=f.int("schema_max", 1, hi=2**16),
-            tags=f.str_map("tags", {}),
+            tags=f.tags("tags"),
+            instance=f.str("instance", ""),
         )
     if msg_type is MsgType.SESSION_ACK:
         return SessionAck(
@@ -412,7 +461,7 @@ def _decode_control(msg_type: MsgType, f: _Fields) -> Message:
             warnings=f.str_list("warnings", []),
         )
     if msg_type is MsgType.SESSION_CLOSE:
-        return SessionClose(session_id=f.str("session_id"), reason=f.str("reason", ""))
+        return SessionClose(session_id=f.str("session_id"), reason=f.text("reason", ""))
     if msg_type is MsgType.RESET:
         return Reset(session_id=f.str("session_id"), episode_id=f.int("episode_id"))
     if msg_type is MsgType.RESET_ACK:

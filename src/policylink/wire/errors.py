@@ -26,6 +26,8 @@ class ErrorCode(str, Enum):
     FPS_MISMATCH = "fps_mismatch"
     TASK_PINNED = "task_pinned"
     CAPACITY = "capacity"
+    RATE_LIMITED = "rate_limited"
+    CLIENT_IN_USE = "client_in_use"
     UNKNOWN_SESSION = "unknown_session"
     STALE_SESSION = "stale_session"
     POLICY_ERROR = "policy_error"

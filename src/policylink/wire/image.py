@@ -6,6 +6,12 @@ to rule out. Chroma subsampling is always set explicitly because library default
 
 simplejpeg is imported only where JPEG is used, so a robot sending raw images needs nothing but
 numpy and msgpack.
+
+Decoding is the dearest thing a hostile peer can ask of a server, so everything that can be
+refused is refused before a pixel is decoded: the declared shape against the camera the policy
+has (`CameraLimit`) and the pixel cap, the stream's length against what that size needs, its
+frame type (sequential JPEG only: a progressive stream can repeat scans until decoding a small
+image takes a tenth of a second) and the size in its frame header against the declared one.
 """
 
 from __future__ import annotations
@@ -15,12 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from policylink.wire.errors import ImageError, TooLargeError
-from policylink.wire.limits import DEFAULT_LIMITS, DecodeLimits
+from policylink.wire.errors import ErrorCode, ImageError, TooLargeError, WireError
+from policylink.wire.limits import DEFAULT_LIMITS, CameraLimit, DecodeLimits, max_jpeg_bytes
 
 JPEG = "jpeg"
 RAW = "raw"
 JPEG_SUBSAMPLING = "420"
+# Frame markers: baseline and extended sequential Huffman are decoded; every other SOFn
+# (progressive, lossless, arithmetic, hierarchical) is refused. 0xC4, 0xC8 and 0xCC are not
+# frames (Huffman tables, reserved, arithmetic conditioning).
+_SEQUENTIAL = frozenset({0xC0, 0xC1})
+_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_SOS, _EOI = 0xDA, 0xD9
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 
 
 def _simplejpeg(field: str) -> ModuleType:
@@ -75,17 +88,33 @@ def encode_image(image: np.ndarray, quality: int, field: str = "image") -> dict[
     return {"format": JPEG, "shape": [height, width, 3], "data": data}
 
 
-def decode_image(
-    obj: object, *, field: str = "image", limits: DecodeLimits = DEFAULT_LIMITS
-) -> np.ndarray:
-    """HxWx3 uint8 RGB; the declared shape is checked against the cap before decoding."""
-    if not isinstance(obj, dict):
-        raise ImageError(f"{field}: expected an image map, got {type(obj).__name__}")
-    fmt, shape, data = obj.get("format"), obj.get("shape"), obj.get("data")
-    if fmt not in (JPEG, RAW):
-        raise ImageError(f"{field}: format must be 'jpeg' or 'raw', got {fmt!r}")
-    if not isinstance(data, bytes):
-        raise ImageError(f"{field}: data must be bytes, got {type(data).__name__}")
+def jpeg_frame_marker(data: bytes) -> int | None:
+    """The SOFn marker of a JPEG stream (0xC0 baseline, 0xC2 progressive...), or None when
+    none comes before the first scan. Walks segment headers only: a few steps, no pixels."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    index, end = 2, len(data)
+    while index + 1 < end:
+        if data[index] != 0xFF:
+            return None
+        marker = data[index + 1]
+        if marker == 0xFF:  # fill byte
+            index += 1
+            continue
+        if marker in _FRAMES:
+            return marker
+        if marker in (_SOS, _EOI):
+            return None
+        if marker in _STANDALONE:
+            index += 2
+            continue
+        if index + 3 >= end:
+            return None
+        index += 2 + int.from_bytes(data[index + 2 : index + 4], "big")
+    return None
+
+
+def _declared_shape(shape: object, field: str) -> tuple[int, int]:
     if (
         not isinstance(shape, list)
         or len(shape) != 3
@@ -95,7 +124,31 @@ def decode_image(
         or shape[1] <= 0
     ):
         raise ImageError(f"{field}: shape must be [height, width, 3], got {shape!r}")
-    height, width, _ = shape
+    return shape[0], shape[1]
+
+
+def decode_image(
+    obj: object,
+    *,
+    field: str = "image",
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    camera: CameraLimit | None = None,
+) -> np.ndarray:
+    """HxWx3 uint8 RGB. The declared shape is checked against `camera` (the policy's camera
+    of that name, when the server knows it) and the pixel cap, and a JPEG stream's length,
+    frame type and header size against it, all before anything is decoded."""
+    if not isinstance(obj, dict):
+        raise ImageError(f"{field}: expected an image map, got {type(obj).__name__}")
+    fmt, shape, data = obj.get("format"), obj.get("shape"), obj.get("data")
+    if fmt not in (JPEG, RAW):
+        raise ImageError(f"{field}: format must be 'jpeg' or 'raw', got {fmt!r}")
+    if not isinstance(data, bytes):
+        raise ImageError(f"{field}: data must be bytes, got {type(data).__name__}")
+    height, width = _declared_shape(shape, field)
+    if camera is not None:
+        problem = camera.size_error(height, width)
+        if problem:
+            raise WireError(f"{field} {problem}", ErrorCode.CAMERA_MISMATCH)
     if height * width > limits.max_image_pixels:
         raise TooLargeError(
             f"{field}: {height}x{width} exceeds the cap of {limits.max_image_pixels} pixels"
@@ -105,6 +158,19 @@ def decode_image(
             raise ImageError(f"{field}: raw {height}x{width}x3 needs {height * width * 3} bytes")
         return np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
     simplejpeg = _simplejpeg(field)
+    if len(data) > max_jpeg_bytes(height, width):
+        raise TooLargeError(
+            f"{field}: a {len(data)}-byte JPEG is too long for {height}x{width} (at most "
+            f"{max_jpeg_bytes(height, width)} bytes)"
+        )
+    marker = jpeg_frame_marker(data)
+    if marker is None:
+        raise ImageError(f"{field}: not a JPEG stream (no frame header before the first scan)")
+    if marker not in _SEQUENTIAL:
+        raise ImageError(
+            f"{field}: JPEG frame type 0x{marker:02X} is not decoded here; send baseline "
+            "(sequential) JPEG, as libjpeg, OpenCV and PIL write by default"
+        )
     try:
         jpeg_height, jpeg_width, _, _ = simplejpeg.decode_jpeg_header(data)
     except ValueError as exc:

@@ -3,7 +3,7 @@
     <ns> = @policylink/<model>/<revision>/<task>
     <ns>/status/<replica>                      queryable: a replica's capabilities and load
     <ns>/replica/<replica>/alive               liveliness token of a replica
-    <ns>/robot/<client>/alive                  liveliness token of a robot
+    <ns>/robot/<client>/<instance>/alive       liveliness token of one robot process
     <ns>/robot/<client>/<replica>/session      queryable: open / close this robot's session
     <ns>/robot/<client>/<replica>/obs          robot → replica
     <ns>/robot/<client>/<replica>/action       replica → robot
@@ -14,6 +14,10 @@ access-control policy keyed on a certificate's common name can confine a robot t
 `<ns>/robot/<its id>/**`. Every replica-specific key names the replica, so N server processes of
 one namespace coexist without seeing each other's traffic, and a robot gathers every replica's
 status (`<ns>/status/*`) to choose where to open its session.
+
+A robot's liveliness names its process (`instance`, random per process): a session open for a
+robot id whose session belongs to another, still-live process is refused, while a restarted
+robot — whose old process and token are gone — re-joins at once.
 
 Everything lives under the verbatim chunk `@policylink`, which a `**` subscriber elsewhere in a
 deployment can never match. Model, revision and task are sanitised (a hub id such as
@@ -32,7 +36,8 @@ ROOT = "@policylink"
 MAX_SEGMENT = 96
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
 _IDENTITY = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
-# Fixed positions of the identities in a per-robot key, counted in levels from the root.
+# Fixed positions of the identities in a per-robot key, counted in levels from the root (the
+# replica's position holds the robot's instance in its liveliness key).
 _ROBOT_LEVEL = 5
 _REPLICA_LEVEL = 6
 
@@ -65,6 +70,10 @@ def client_segment(client_id: str) -> str:
 
 def replica_segment(replica_id: str) -> str:
     return identity_segment(replica_id, "replica id")
+
+
+def instance_segment(instance: str) -> str:
+    return identity_segment(instance, "robot instance")
 
 
 def status_pattern(model: str = "", revision: str = "", task: str = "") -> str:
@@ -109,12 +118,14 @@ class Namespace:
     def replica_alive(self, replica: str) -> str:
         return f"{self.base}/replica/{replica_segment(replica)}/alive"
 
-    def robot_alive(self, client: str) -> str:
-        return f"{self.base}/robot/{client_segment(client)}/alive"
+    def robot_alive(self, client: str, instance: str = "*") -> str:
+        """One robot process's token; `instance="*"` matches every process of the robot."""
+        segment = instance if instance == "*" else instance_segment(instance)
+        return f"{self.base}/robot/{client_segment(client)}/{segment}/alive"
 
     @property
     def all_robot_alive(self) -> str:
-        return f"{self.base}/robot/*/alive"
+        return f"{self.base}/robot/*/*/alive"
 
     def session(self, client: str, replica: str) -> str:
         return self._robot_key(client, replica, "session")
@@ -136,9 +147,16 @@ class Namespace:
         """The robot a per-robot key (or a robot's liveliness key) under this namespace names."""
         prefix = self.base + "/robot/"
         parts = key.split("/")
-        if not key.startswith(prefix) or len(parts) not in (_ROBOT_LEVEL + 2, _REPLICA_LEVEL + 2):
+        if not key.startswith(prefix) or len(parts) != _REPLICA_LEVEL + 2:
             raise KeyExprError(f"key {key!r} is not a per-robot key under {self.base}")
         return client_segment(parts[_ROBOT_LEVEL])
+
+    def robot_instance_of(self, key: str) -> tuple[str, str]:
+        """(robot, instance) of a robot's liveliness key."""
+        parts = key.split("/")
+        if len(parts) != _REPLICA_LEVEL + 2 or parts[-1] != "alive":
+            raise KeyExprError(f"key {key!r} is not a robot's liveliness key")
+        return self.robot_of(key), instance_segment(parts[_REPLICA_LEVEL])
 
     def _robot_key(self, client: str, replica: str, leaf: str) -> str:
         return f"{self.base}/robot/{client_segment(client)}/{replica_segment(replica)}/{leaf}"

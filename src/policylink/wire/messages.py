@@ -118,7 +118,11 @@ class Status:
 
 @dataclass
 class SessionOpen:
-    """What the robot has; the server refuses a session whose layout does not match exactly."""
+    """What the robot has; the server refuses a session whose layout does not match exactly.
+
+    `instance` names the robot's process (its liveliness token carries it), so the server can
+    tell a restarted robot from a second process claiming a live robot's id.
+    """
 
     MSG_TYPE: ClassVar[MsgType] = MsgType.SESSION_OPEN
 
@@ -132,6 +136,7 @@ class SessionOpen:
     schema_min: int = SCHEMA_MIN
     schema_max: int = SCHEMA_MAX
     tags: dict[str, str] = field(default_factory=dict)
+    instance: str = ""
 
 
 @dataclass

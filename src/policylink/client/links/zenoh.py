@@ -15,9 +15,13 @@ replica the session was opened with: the key they arrive on names it.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
+import secrets
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import zenoh
@@ -59,6 +63,9 @@ CLOSE_TIMEOUT_S = 0.5
 # Refusals another replica may not give: the robot tries the next one.
 MOVE_ON = frozenset({ErrorCode.CAPACITY, ErrorCode.DRAINING})
 LINK_POLL_S = 0.005
+# Devices whose busy fractions (each over the last second) differ by less than this are alike
+# for placement: the difference is noise, and ranking by it would herd robots placing at once.
+BUSY_ALIKE = 0.1
 
 
 def settings_from_config(config: ClientConfig) -> ZenohSettings:
@@ -90,6 +97,9 @@ class ZenohLink:
     ) -> None:
         client_segment(client_id)
         self.client_id = client_id
+        # This process among any that might claim the id: its liveliness token names it, and
+        # the server refuses to hand a live process's session to another.
+        self.instance = secrets.token_hex(8)
         self.jpeg_quality = jpeg_quality
         self._settings = settings
         self._limits = limits
@@ -109,6 +119,9 @@ class ZenohLink:
         self._session_id = ""
         self._schema = SCHEMA_VERSION
         self._alive = True
+        # Called on Zenoh's thread when the bound replica's presence changes; set once, before
+        # the link connects (see `watch_presence`).
+        self._presence_listener: Callable[[], None] | None = None
         self.malformed_replies = 0
 
     @classmethod
@@ -133,6 +146,12 @@ class ZenohLink:
         with self._lock:
             return self._replica
 
+    def watch_presence(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (on Zenoh's thread: it must only flag and return) whenever the bound
+        replica's presence changes. The engine wakes its worker with it: a robot whose replica
+        died then re-places at once, not at the worker's next idle check."""
+        self._presence_listener = listener
+
     def connect(self, on_reply: ReplyHandler) -> None:
         with self._lock:
             if self._session is not None:
@@ -151,6 +170,7 @@ class ZenohLink:
         if isinstance(found, ErrorReply):
             return found
         namespace, replicas = found
+        request = dataclasses.replace(request, instance=self.instance)
         refusal: ErrorReply | None = None
         for status in replicas:
             replica = status.replica_id
@@ -287,7 +307,7 @@ class ZenohLink:
         open_replicas = [status for status in found[namespace] if not status.draining]
         if not open_replicas:
             return ErrorReply(ErrorCode.DRAINING, f"every replica of {namespace.base} is draining")
-        return namespace, placement_order(open_replicas, bound_replica)
+        return namespace, placement_order(open_replicas, bound_replica, self.client_id)
 
     def _bind(self, session: zenoh.Session, namespace: Namespace, replica: str) -> None:
         """Declare what the robot needs for `replica`: its liveliness token in the namespace,
@@ -314,7 +334,9 @@ class ZenohLink:
         publisher = declare_observation_publisher(session, namespace.obs(self.client_id, replica))
         with self._lock:
             if self._token is None:
-                self._token = liveliness.declare_token(namespace.robot_alive(self.client_id))
+                self._token = liveliness.declare_token(
+                    namespace.robot_alive(self.client_id, self.instance)
+                )
             self._namespace, self._replica = namespace, replica
             self._declared = declared
             self._publisher = publisher
@@ -362,8 +384,15 @@ class ZenohLink:
                 return
             if key != self._namespace.replica_alive(self._replica):
                 return  # a replica this robot has left
+            if str(sample.key_expr) != key:
+                # A token declared on a wildcard (`@policylink/**`) matches the subscription
+                # too; only the replica's own token says anything about the replica.
+                return
             self._alive = alive
         logger.info("%s: replica presence %s", self.client_id, "up" if alive else "withdrawn")
+        listener = self._presence_listener
+        if listener is not None:
+            listener()
 
 
 def _attachment(sample: zenoh.Sample) -> bytes | None:
@@ -386,11 +415,27 @@ def _await_link(session: zenoh.Session, timeout_s: float) -> None:
         time.sleep(LINK_POLL_S)
 
 
-def placement_order(replicas: list[Status], sticky: str | None) -> list[Status]:
+def placement_order(replicas: list[Status], sticky: str | None, client_id: str) -> list[Status]:
     """The replica the robot was on first (a session stays where it was placed), then the
-    least loaded: fewest sessions for their capacity, then the least busy device."""
+    least loaded: fewest sessions for their capacity, then the least busy device.
 
-    def load(status: Status) -> tuple[bool, float, float, str]:
-        return (status.replica_id != sticky, status.load, status.device_busy, status.replica_id)
+    Replicas alike (as many sessions for their capacity, devices within `BUSY_ALIKE` of the
+    least busy of them) are ranked by a hash of robot and replica (rendezvous hashing), not by
+    id or by the exact busy fraction: robots that place at the same moment (a fleet powering
+    up, the robots of a replica that just died) read the same statuses, and one fixed order
+    sent every one of them to the same replica until it refused them for capacity (nine robots
+    starting together on three empty replicas landed 8, 1 and 0). The hash spreads them and
+    still gives each robot one reproducible order.
+    """
+    least_busy: dict[float, float] = {}
+    for status in replicas:
+        busy = status.device_busy
+        least_busy[status.load] = min(least_busy.get(status.load, busy), busy)
+
+    def load(status: Status) -> tuple[bool, float, float, bytes]:
+        busy = status.device_busy
+        alike = busy <= least_busy[status.load] + BUSY_ALIKE
+        spread = hashlib.blake2b(f"{client_id}/{status.replica_id}".encode(), digest_size=8)
+        return (status.replica_id != sticky, status.load, 0.0 if alike else busy, spread.digest())
 
     return sorted(replicas, key=load)

@@ -17,6 +17,14 @@ Protocol (openpi-client's, plus vLLM-omni's session keys):
   state is freed) and opens a fresh one: an episode boundary;
 - a bad frame is answered with a text frame and the connection stays usable;
 - a frame over `max_frame_bytes` closes that connection with code 1009, nothing else.
+
+What a peer can cost is bounded by the served policy: the frame cap follows its cameras unless
+the manifest sets one (websockets refuses a longer frame from its header, before reading it),
+an image whose shape is not its camera's is refused before it is converted, and NaN/Inf state
+is an error (the worker's checks are those of the native path). With an API key, `wss://`
+(`tls_cert`/`tls_key`) keeps it off the wire in clear text, and an address that keeps
+presenting wrong keys is answered 429 for a while without its key being compared. `/healthz`
+on this port is red while the inference pipeline is dead or the server drains.
 """
 
 from __future__ import annotations
@@ -27,13 +35,15 @@ import hmac
 import http
 import itertools
 import logging
+import math
 import secrets
+import ssl
 import threading
 import time
 from asyncio import FIRST_COMPLETED
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -43,14 +53,17 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from policylink.server.audit import audit_refusal
 from policylink.server.openpi_settings import HEALTH_PATH, OpenPISettings
+from policylink.server.rate_limit import FailureThrottle, RateLimiter
 from policylink.wire.errors import ErrorCode, WireError
 from policylink.wire.header import Header, MsgType
-from policylink.wire.limits import DEFAULT_LIMITS, DecodeLimits
+from policylink.wire.limits import DecodeLimits
 from policylink.wire.messages import (
     ActionChunk,
     Capabilities,
     ErrorReply,
+    Observation,
     Reset,
     SessionAck,
     SessionOpen,
@@ -64,6 +77,7 @@ from policylink.wire.openpi.frames import (
     metadata_frame,
     reset_ack,
 )
+from policylink.wire.openpi.keymap import lookup
 from policylink.wire.openpi.msgpack_numpy import packb, unpackb
 
 if TYPE_CHECKING:
@@ -72,6 +86,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 TRANSPORT = "openpi"
 SESSION_GONE = frozenset({ErrorCode.UNKNOWN_SESSION, ErrorCode.STALE_SESSION})
+# The longest `session_id` a client may name its session with (it is kept with the session).
+MAX_SESSION_KEY_CHARS = 256
+# Refused frames logged per second across connections: a client streaming bad frames must not
+# flood the log (the error frame still answers each one).
+REFUSAL_LOG_LINES_PER_S = 10.0
 _T = TypeVar("_T")
 
 
@@ -104,12 +123,26 @@ def _presented_key(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+def server_ssl_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """TLS for `wss://`: the certificate chain and key from PEM files, TLS 1.2 at least."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(
+            f"openpi.tls_cert {cert_file!r} / openpi.tls_key {key_file!r} cannot be loaded: {exc}"
+        ) from None
+    return context
+
+
 class OpenPIServer:
     """Serves one `ServerCore` over the OpenPI protocol from its own event-loop thread.
 
     The thread `policylink-openpi` is owned by this object: `start()` returns once the socket
     listens (so `port` is known, also for `port: 0`), `stop()` closes every connection (code
-    1001), closes their sessions and joins the thread.
+    1001), closes their sessions and joins the thread. `healthy` (the app's pipeline check)
+    turns this port's `/healthz` red; `limits` default to the core's, which follow the policy.
     """
 
     def __init__(
@@ -118,14 +151,28 @@ class OpenPIServer:
         capabilities: Capabilities,
         settings: OpenPISettings,
         api_key: str | None = None,
-        limits: DecodeLimits = DEFAULT_LIMITS,
+        *,
+        limits: DecodeLimits | None = None,
+        healthy: Callable[[], bool] | None = None,
     ) -> None:
+        settings.check_key_transport(api_key is not None)
         self._core = core
         self._caps = capabilities
         self._settings = settings
         self._api_key = api_key
-        self._limits = replace(limits, max_message_bytes=settings.max_frame_bytes)
+        self._healthy = healthy
+        self._limits = (limits or core.decode_limits).for_array_frames(settings.max_frame_bytes)
+        self._ssl = (
+            server_ssl_context(settings.tls_cert, settings.tls_key)
+            if settings.tls_cert and settings.tls_key
+            else None
+        )
+        self._refusal_log = RateLimiter(REFUSAL_LOG_LINES_PER_S, REFUSAL_LOG_LINES_PER_S)
+        self._auth_throttle = FailureThrottle(
+            settings.auth_max_failures, settings.auth_failure_window_s, settings.auth_lockout_s
+        )
         self._key_map = settings.key_map_spec().bind(capabilities.cameras, capabilities.state_dim)
+        self._cameras = {camera.name: camera for camera in capabilities.cameras}
         self._paths = frozenset(settings.paths)
         self._client_ids = itertools.count(1)
         self._control = ThreadPoolExecutor(max_workers=2, thread_name_prefix="openpi-control")
@@ -142,8 +189,14 @@ class OpenPIServer:
         return self._port
 
     @property
+    def max_frame_bytes(self) -> int:
+        return self._limits.max_message_bytes
+
+    @property
     def urls(self) -> list[str]:
-        return [f"ws://{self._settings.host}:{self._port}{path}" for path in self._settings.paths]
+        scheme = "wss" if self._ssl is not None else "ws"
+        host, port = self._settings.host, self._port
+        return [f"{scheme}://{host}:{port}{path}" for path in self._settings.paths]
 
     def start(self, timeout_s: float = 10.0) -> None:
         if self._thread is not None:
@@ -195,8 +248,9 @@ class OpenPIServer:
                 self._settings.port,
                 process_request=self._process_request,
                 compression=None,  # permessage-deflate costs ~12 ms per 200 KB round trip
-                max_size=self._settings.max_frame_bytes,
+                max_size=self._limits.max_message_bytes,
                 server_header=None,
+                ssl=self._ssl,
             )
         except OSError as exc:
             self._start_error = exc
@@ -217,28 +271,22 @@ class OpenPIServer:
         """Health, routing, API key and capacity, all answered before the upgrade."""
         path = urlsplit(request.path).path
         if path == HEALTH_PATH:
-            status = await self._in_control(self._core.status)
-            if status.draining or self._withdrawn.is_set():
+            if self._healthy is not None and not self._healthy():
+                return connection.respond(
+                    http.HTTPStatus.SERVICE_UNAVAILABLE, "inference pipeline down\n"
+                )
+            if self._core.draining or self._withdrawn.is_set():
                 return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
             return connection.respond(http.HTTPStatus.OK, "OK\n")
         if path not in self._paths:
             return connection.respond(
                 http.HTTPStatus.NOT_FOUND,
-                f"unknown path {path!r}; connect to one of {sorted(self._paths)}\n",
+                f"unknown path {path[:64]!r}; connect to one of {sorted(self._paths)}\n",
             )
         if self._api_key is not None:
-            presented = _presented_key(request.headers)
-            if presented is None or not hmac.compare_digest(
-                presented.encode(), self._api_key.encode()
-            ):
-                log.warning(
-                    "openpi: refused %s: missing or wrong API key", connection.remote_address
-                )
-                return connection.respond(
-                    http.HTTPStatus.UNAUTHORIZED,
-                    "missing or wrong API key; send 'Authorization: Api-Key <key>' "
-                    "(openpi-client api_key=...) or 'Authorization: Bearer <key>'\n",
-                )
+            refused = self._check_api_key(connection, request, self._api_key)
+            if refused is not None:
+                return refused
         if self._withdrawn.is_set():
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "server is draining\n")
         refusal = await self._in_control(self._core.admission.refusal)
@@ -249,6 +297,44 @@ class OpenPIServer:
             )
         return None
 
+    def _check_api_key(
+        self, connection: ServerConnection, request: Request, api_key: str
+    ) -> Response | None:
+        """None when the key is right; else 401, or 429 while the address is locked out."""
+        address = str(connection.remote_address[0]) if connection.remote_address else "?"
+        locked_s = self._auth_throttle.locked_for_s(address)
+        if locked_s > 0:
+            self._core.metrics.auth_failures.inc()
+            audit_refusal(
+                event="connection", outcome="auth_locked_out", client=address, transport=TRANSPORT
+            )
+            response = connection.respond(
+                http.HTTPStatus.TOO_MANY_REQUESTS,
+                f"too many failed API keys from {address}; try again in {math.ceil(locked_s)} s\n",
+            )
+            response.headers["Retry-After"] = str(math.ceil(locked_s))
+            return response
+        presented = _presented_key(request.headers)
+        if presented is not None and hmac.compare_digest(presented.encode(), api_key.encode()):
+            self._auth_throttle.succeeded(address)
+            return None
+        self._core.metrics.auth_failures.inc()
+        if self._auth_throttle.failed(address):
+            log.warning(
+                "openpi: %s presented %d wrong or missing API keys; locked out for %g s",
+                address,
+                self._settings.auth_max_failures,
+                self._settings.auth_lockout_s,
+            )
+        audit_refusal(
+            event="connection", outcome="unauthorized", client=address, transport=TRANSPORT
+        )
+        return connection.respond(
+            http.HTTPStatus.UNAUTHORIZED,
+            "missing or wrong API key; send 'Authorization: Api-Key <key>' "
+            "(openpi-client api_key=...) or 'Authorization: Bearer <key>'\n",
+        )
+
     async def _handle(self, ws: ServerConnection) -> None:
         peer = ":".join(str(part) for part in ws.remote_address[:2])
         closed = asyncio.ensure_future(ws.wait_closed())
@@ -258,21 +344,22 @@ class OpenPIServer:
         if not await self._open_or_close(ws, conn, "connection opened"):
             closed.cancel()
             return
-        reason = "connection closed"
+        # Why, for the log; the session closes as "connection" (a metrics label: a fixed word).
+        why = "connection closed"
         try:
             await ws.send(packb(metadata_frame(self._caps, self._key_map, conn.session_id)))
             async for message in ws:
                 if not await self._on_frame(ws, conn, message):
-                    reason = "session could not be reopened"
+                    why = "session could not be reopened"
                     break
         except websockets.ConnectionClosed as exc:
-            reason = f"connection lost ({exc})"
-            log.warning("openpi: session %s (%s): %s", conn.session_id, conn.peer, reason)
+            why = f"connection lost ({exc})"
+            log.warning("openpi: session %s (%s): %s", conn.session_id, conn.peer, why)
         finally:
             if conn.session_id:
-                await self._in_control(self._core.close_session, conn.session_id, reason)
+                await self._in_control(self._core.close_session, conn.session_id, "connection")
             closed.cancel()
-            log.info("openpi: session %s (%s) closed: %s", conn.session_id, conn.peer, reason)
+            log.info("openpi: session %s (%s) closed: %s", conn.session_id, conn.peer, why)
 
     async def _open_session(self, conn: _Connection, why: str) -> ErrorReply | None:
         """Open a core session for whatever the policy needs: OpenPI clients cannot declare it."""
@@ -324,8 +411,17 @@ class OpenPIServer:
             return True
         client_key = payload.get("session_id")
         if client_key is not None:
-            if not isinstance(client_key, str | int) or isinstance(client_key, bool):
-                await self._refuse(ws, conn, ErrorCode.BAD_MESSAGE, "session_id must be a string")
+            if (
+                not isinstance(client_key, str | int)
+                or isinstance(client_key, bool)
+                or len(str(client_key)) > MAX_SESSION_KEY_CHARS
+            ):
+                await self._refuse(
+                    ws,
+                    conn,
+                    ErrorCode.BAD_MESSAGE,
+                    f"session_id must be a string of at most {MAX_SESSION_KEY_CHARS} characters",
+                )
                 return True
             if not await self._follow_session(ws, conn, str(client_key)):
                 return False
@@ -349,10 +445,8 @@ class OpenPIServer:
             conn.client_key = key
             return True
         old, conn.client_key = conn.session_id, key
-        await self._in_control(
-            self._core.close_session, old, f"openpi session_id changed to {key!r}"
-        )
-        return await self._open_or_close(ws, conn, f"client switched to session_id {key!r}")
+        await self._in_control(self._core.close_session, old, "session_switch")
+        return await self._open_or_close(ws, conn, f"client switched to session_id {key[:64]!r}")
 
     async def _reset(self, ws: ServerConnection, conn: _Connection) -> None:
         result = await self._in_control(
@@ -419,8 +513,10 @@ class OpenPIServer:
             client_mono_ns=time.monotonic_ns(),
             session_epoch=conn.session_epoch,
         )
-        decode = partial(self._key_map.to_observation, episode_start=conn.episode_start)
-        self._core.submit_observation(conn.session_id, header, payload, decode, reply)
+        decode = partial(self._decode, episode_start=conn.episode_start)
+        self._core.submit_observation(
+            conn.session_id, header, payload, decode, reply, client=conn.client_id
+        )
         timeout_s = self._settings.request_timeout_s
         # Waiting on the closed signal too lets a hung-up client free its handler (and session)
         # at once instead of after the timeout.
@@ -434,12 +530,36 @@ class OpenPIServer:
             ErrorCode.INTERNAL, f"no chunk within {timeout_s:g} s; the server is overloaded"
         )
 
+    def _decode(self, payload: object, episode_start: bool = False) -> Observation:
+        """On the inference worker: every image's shape is checked against its camera before
+        any is converted (a transpose or a float→uint8 pass costs what the image weighs)."""
+        if not isinstance(payload, Mapping):
+            raise WireError(f"a frame must be a map, got {type(payload).__name__}")
+        for camera_name, key in self._key_map.images.items():
+            value = lookup(payload, key)
+            shape = getattr(value, "shape", None)
+            if shape is None or len(shape) != 3:
+                continue  # missing or malformed: to_observation names what is wrong
+            camera = self._cameras[camera_name]
+            sizes = (shape[1], shape[2]) if shape[0] == 3 and shape[2] != 3 else shape[:2]
+            if (camera.height and camera.height != sizes[0]) or (
+                camera.width and camera.width != sizes[1]
+            ):
+                raise WireError(
+                    f"observation.images.{camera_name} is {sizes[0]}x{sizes[1]} ({key!r} has "
+                    f"shape {tuple(shape)}); the policy expects {camera.height}x{camera.width}: "
+                    "resize on the robot",
+                    ErrorCode.CAMERA_MISMATCH,
+                )
+        return self._key_map.to_observation(payload, episode_start=episode_start)
+
     async def _refuse(
         self, ws: ServerConnection, conn: _Connection, code: ErrorCode, message: str
     ) -> None:
-        log.warning(
-            "openpi: session %s (%s): %s: %s", conn.session_id, conn.peer, code.value, message
-        )
+        if self._refusal_log.allow("frames"):
+            log.warning(
+                "openpi: session %s (%s): %s: %s", conn.session_id, conn.peer, code.value, message
+            )
         await ws.send(error_text(code, message))
 
 

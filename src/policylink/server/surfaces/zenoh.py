@@ -23,16 +23,17 @@ import zenoh
 
 from policylink.net.zenoh_session import declare_action_publisher, open_zenoh_session
 from policylink.net.zenoh_settings import ZenohSettings
+from policylink.server.audit import audit_refusal
 from policylink.wire.codec import (
     decode_message,
     decode_observation,
     encode_message,
     peek_playback_left_ms,
 )
-from policylink.wire.errors import DecodeError, ErrorCode, KeyExprError, WireError
+from policylink.wire.errors import DecodeError, ErrorCode, KeyExprError, TooLargeError, WireError
 from policylink.wire.header import Header, MsgType, pack_header, unpack_header
-from policylink.wire.keys import Namespace
-from policylink.wire.limits import DEFAULT_LIMITS, DecodeLimits
+from policylink.wire.keys import Namespace, instance_segment
+from policylink.wire.limits import DecodeLimits
 from policylink.wire.messages import (
     ActionChunk,
     ErrorReply,
@@ -53,6 +54,8 @@ log = logging.getLogger("policylink.server.zenoh")
 
 LIVELINESS_GRACE_S = 1.0
 LIVELINESS_QUERY_TIMEOUT_S = 0.5
+# Robot processes remembered per robot id; a peer declaring tokens in bulk cannot grow it.
+MAX_INSTANCES_PER_ROBOT = 8
 
 
 def _attachment(sample_or_query: zenoh.Sample | zenoh.Query) -> bytes | None:
@@ -94,23 +97,27 @@ class ZenohServerSurface:
         core: ServerCore,
         settings: ZenohSettings,
         namespace: Namespace,
-        limits: DecodeLimits = DEFAULT_LIMITS,
+        limits: DecodeLimits | None = None,
         liveliness_grace_s: float = LIVELINESS_GRACE_S,
     ) -> None:
         self.core = core
         self.settings = settings
         self.namespace = namespace
         self.replica = core.replica_id
-        self.limits = limits
+        # The served policy's limits unless a caller sets others: a message longer than the
+        # policy could need is dropped before it is copied (`_on_observation`).
+        self.limits = limits or core.decode_limits
         self.liveliness_grace_s = liveliness_grace_s
         self.session: zenoh.Session | None = None
         self._declared: list[zenoh.Queryable | zenoh.Subscriber] = []
         self._token: zenoh.LivelinessToken | None = None
-        # Guards `_publishers` (client → its action link) and
-        # `_suspects` (client → (session id, deadline) of a dropped liveliness token).
+        # Guards `_publishers` (client → its action link), `_suspects` (client → (session
+        # id, deadline) of a dropped liveliness token) and `_live` (client → the instances,
+        # i.e. robot processes, whose liveliness token is present).
         self._lock = threading.Lock()
         self._publishers: dict[str, _ActionLink] = {}
         self._suspects: dict[str, tuple[str, float]] = {}
+        self._live: dict[str, set[str]] = {}
         self._stop = threading.Event()
         self._gc_thread = threading.Thread(
             target=self._run_liveliness_gc, name="policylink-liveliness-gc", daemon=True
@@ -159,6 +166,11 @@ class ZenohServerSurface:
             self.session.close()
             self.session = None
 
+    def live_instances(self, client: str) -> set[str]:
+        """The processes of `client` whose liveliness token this surface sees."""
+        with self._lock:
+            return set(self._live.get(client, ()))
+
     def suspected_clients(self) -> list[str]:
         """Clients whose token dropped and whose session awaits the post-grace double-check."""
         with self._lock:
@@ -191,6 +203,10 @@ class ZenohServerSurface:
     def _request(self, query: zenoh.Query) -> tuple[Header, Message]:
         header = unpack_header(_attachment(query))
         payload = query.payload
+        if payload is not None and len(payload) > self.limits.max_message_bytes:
+            raise TooLargeError(
+                f"a {len(payload)}-byte request exceeds the cap of {self.limits.max_message_bytes}"
+            )
         return header, decode_message(
             header.msg_type, b"" if payload is None else payload.to_bytes(), self.limits
         )
@@ -210,11 +226,9 @@ class ZenohServerSurface:
         client = self.namespace.robot_of(str(query.key_expr))
         header, message = self._request(query)
         if isinstance(message, SessionOpen):
-            if message.client_id != client:
-                return _answer(header, MsgType.ERROR), ErrorReply(
-                    ErrorCode.BAD_KEY,
-                    f"client_id {message.client_id!r} does not match the key's robot {client!r}",
-                )
+            refusal = self._identity_refusal(client, message)
+            if refusal is not None:
+                return _answer(header, MsgType.ERROR), refusal
             reply = self.core.open_session(message, "zenoh")
             if isinstance(reply, ErrorReply):
                 return _answer(header, MsgType.ERROR), reply
@@ -240,6 +254,34 @@ class ZenohServerSurface:
             f"session expects SessionOpen or SessionClose, got {type(message).__name__}"
         )
 
+    def _identity_refusal(self, client: str, message: SessionOpen) -> ErrorReply | None:
+        """The body must name the key's robot; and a robot id whose session belongs to another
+        process that is still alive is not taken over (a restarted robot's old process, and
+        with it its liveliness token, is gone, so it re-joins at once)."""
+        if message.client_id != client:
+            return ErrorReply(
+                ErrorCode.BAD_KEY,
+                f"client_id {message.client_id!r} does not match the key's robot {client!r}",
+            )
+        if message.instance:
+            try:
+                instance_segment(message.instance)
+            except KeyExprError as exc:
+                return ErrorReply(ErrorCode.BAD_KEY, str(exc))
+        current = self.core.session_for_client(client)
+        if current is None or not current.instance or current.instance == message.instance:
+            return None
+        with self._lock:
+            holder_alive = current.instance in self._live.get(client, ())
+        if not holder_alive:
+            return None
+        log.warning("refused a second process claiming live robot %s", client)
+        return ErrorReply(
+            ErrorCode.CLIENT_IN_USE,
+            f"client id {client!r} belongs to another robot process that is still alive; give "
+            "each robot its own client_id",
+        )
+
     def _on_reset(self, query: zenoh.Query) -> tuple[Header, Message]:
         client = self.namespace.robot_of(str(query.key_expr))
         header, message = self._request(query)
@@ -263,9 +305,16 @@ class ZenohServerSurface:
             header = unpack_header(_attachment(sample))
         except WireError:
             self.core.metrics.dropped.labels("bad_header").inc()
+            audit_refusal(event="observation", outcome="bad_header")
             return
         if header.msg_type is not MsgType.OBSERVATION:
             self.core.metrics.dropped.labels("bad_header").inc()
+            audit_refusal(event="observation", outcome="bad_header", client=client)
+            return
+        # The length of a ZBytes is known without copying it: nothing over the cap is copied.
+        if len(sample.payload) > self.limits.max_message_bytes:
+            self.core.metrics.dropped.labels("too_large").inc()
+            audit_refusal(event="observation", outcome="too_large", client=client)
             return
         session_id = self.core.session_id_for_client(client)
         reply = self._reply_for(client) if session_id else self._reply_once(client)
@@ -278,6 +327,7 @@ class ZenohServerSurface:
             self._decode,
             reply,
             playback_left_ms=peek_playback_left_ms(payload),
+            client=client,
         )
 
     def _decode(self, payload: object) -> Observation:
@@ -327,38 +377,60 @@ class ZenohServerSurface:
 
     def _on_liveliness(self, sample: zenoh.Sample) -> None:
         try:
-            client = self.namespace.robot_of(str(sample.key_expr))
+            client, instance = self.namespace.robot_instance_of(str(sample.key_expr))
         except KeyExprError:
             return  # not a robot's token
+        current = self.core.session_for_client(client)
+        holds_session = current is not None and current.instance in ("", instance)
         if sample.kind == zenoh.SampleKind.PUT:
             with self._lock:
-                self._suspects.pop(client, None)
+                live = self._live.setdefault(client, set())
+                if len(live) < MAX_INSTANCES_PER_ROBOT:
+                    live.add(instance)
+                if holds_session:
+                    self._suspects.pop(client, None)
             return
-        session_id = self.core.session_id_for_client(client)
-        if session_id is not None:
-            deadline = time.monotonic() + self.liveliness_grace_s
-            with self._lock:
-                self._suspects[client] = (session_id, deadline)
+        with self._lock:
+            live = self._live.get(client, set())
+            live.discard(instance)
+            if not live:
+                self._live.pop(client, None)
+            if holds_session and current is not None:
+                self._suspects[client] = (
+                    current.session_id,
+                    time.monotonic() + self.liveliness_grace_s,
+                )
 
     def _run_liveliness_gc(self) -> None:
+        """A loop that died would leak every vanished robot's session: a failing pass is
+        logged and the next one runs."""
         while not self._stop.wait(0.1):
-            now = time.monotonic()
-            with self._lock:
-                due = [(c, sid) for c, (sid, deadline) in self._suspects.items() if deadline <= now]
-                for client, _ in due:
-                    del self._suspects[client]
-            for client, session_id in due:
-                if self.core.session_id_for_client(client) != session_id:
-                    continue  # already closed or replaced by a newer session
-                if self._client_alive(client):
-                    continue
-                self.core.close_session(session_id, "client liveliness lost")
+            try:
+                self._collect_vanished()
+            except Exception:
+                log.exception("liveliness GC pass failed")
 
-    def _client_alive(self, client: str) -> bool:
-        if self.session is None:
+    def _collect_vanished(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [(c, sid) for c, (sid, deadline) in self._suspects.items() if deadline <= now]
+            for client, _ in due:
+                del self._suspects[client]
+        for client, session_id in due:
+            if self.core.session_id_for_client(client) != session_id:
+                continue  # already closed or replaced by a newer session
+            if self._client_alive(client, session_id):
+                continue
+            self.core.close_session(session_id, "client liveliness lost")
+
+    def _client_alive(self, client: str, session_id: str) -> bool:
+        """Whether the process that holds `session_id` still shows a liveliness token."""
+        session = self.core.registry.get(session_id)
+        if self.session is None or session is None:
             return False
         replies = self.session.liveliness().get(
-            self.namespace.robot_alive(client), timeout=LIVELINESS_QUERY_TIMEOUT_S
+            self.namespace.robot_alive(client, session.instance or "*"),
+            timeout=LIVELINESS_QUERY_TIMEOUT_S,
         )
         return any(reply.ok is not None for reply in replies)
 

@@ -1,0 +1,1 @@
+"""Network plumbing without a policy: certificates, the access-control list, Zenoh settings."""

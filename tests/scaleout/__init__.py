@@ -1,0 +1,1 @@
+"""Scale-out: replica processes behind routers, robots placing themselves and failing over."""
