@@ -63,14 +63,16 @@ PEERS_FOR_SCALE = {
 
 
 class NullPolicy:
-    """Zeros at once: a 0 ms forward, so every millisecond measured is overhead."""
+    """Zeros at once: a 0 ms forward, so every millisecond measured is overhead. It reads
+    `cameras` cameras (the server refuses images a policy does not read)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cameras: int) -> None:
         self._spec = PolicySpec(
             action_names=JOINTS,
             chunk_size=CHUNK,
             state_dim=STATE_DIM,
             family="benchmarks.null",
+            cameras=tuple(camera_specs(cameras)),
             supports_rtc=True,
         )
 
@@ -89,7 +91,7 @@ class NullPolicy:
 
 
 def build_null_policy(config: Any, device: str, dtype: str) -> NullPolicy:
-    return NullPolicy()
+    return NullPolicy(int(config.params.get("cameras", 0)))
 
 
 def observation(cameras: int) -> Observation:
@@ -106,14 +108,20 @@ def camera_specs(cameras: int) -> list[CameraSpec]:
 class ServerProcess:
     """`policylink serve` for the 0 ms policy, in its own process."""
 
-    def __init__(self, endpoint: str, workdir: Path) -> None:
+    def __init__(self, endpoint: str, workdir: Path, cameras: int) -> None:
         import yaml
 
+        workdir = workdir / f"cameras-{cameras}"
+        workdir.mkdir(parents=True)
         manifest = workdir / "server.yaml"
         manifest.write_text(
             yaml.safe_dump(
                 {
-                    "policy": {"kind": "python", "factory": f"{__name__}:build_null_policy"},
+                    "policy": {
+                        "kind": "python",
+                        "factory": f"{__name__}:build_null_policy",
+                        "params": {"cameras": cameras},
+                    },
                     "model_id": "bench-null",
                     "serving_mode": "exclusive",
                     "max_sessions": 1,
@@ -249,7 +257,8 @@ def run(quick: bool = False) -> dict[str, Any]:
 
     requests = 100 if quick else 1000
     loop_s = 1.0 if quick else 5.0
-    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    endpoints = {cameras: f"tcp/127.0.0.1:{free_port()}" for cameras in (0, 2, 3)}
+    endpoint = endpoints[2]
     layout = RobotLayout(JOINTS, tuple(f"s{i}" for i in range(STATE_DIM)), tuple(camera_specs(2)))
     config = {
         "endpoint": endpoint,
@@ -264,13 +273,19 @@ def run(quick: bool = False) -> dict[str, Any]:
     # machine right now, which no engine can go below.
     floor = tight_loop(ControlFace(ClientConfig(**config), layout), loaded_obs, loop_s)
     with tempfile.TemporaryDirectory() as workdir:
-        server = ServerProcess(endpoint, Path(workdir))
+        rtt = {}
+        for label, cameras, quality in (
+            ("state only", 0, 90),
+            ("two JPEG cameras", 2, 90),
+            ("three raw cameras", 3, 0),
+        ):
+            server = ServerProcess(endpoints[cameras], Path(workdir), cameras)
+            try:
+                rtt[label] = round_trips(endpoints[cameras], cameras, quality, requests)
+            finally:
+                server.kill()
+        server = ServerProcess(endpoint, Path(workdir) / "engines", 2)
         try:
-            rtt = {
-                "state only": round_trips(endpoint, 0, 90, requests),
-                "two JPEG cameras": round_trips(endpoint, 2, 90, requests),
-                "three raw cameras": round_trips(endpoint, 3, 0, requests),
-            }
             with SyncEngine(ClientConfig(**config), layout) as sync:
                 sync_loop = tight_loop(sync, loaded_obs, loop_s)
             paced = {}
