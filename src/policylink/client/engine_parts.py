@@ -23,9 +23,11 @@ import numpy as np
 from policylink.client.config import ClientConfig
 from policylink.client.control_face import ControlFace
 from policylink.client.engine import EngineState, EngineStats, Transition
+from policylink.client.link import ClientLink
 from policylink.client.request_ledger import RequestLedger
 from policylink.client.robot import RobotLayout
 from policylink.client.safety_ladder import SafetyLadder, ShutdownCallback
+from policylink.client.session_link import SessionLink
 from policylink.wire.messages import Observation
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,17 @@ class EngineParts(ABC):
         self._face = ControlFace(config, layout)
         self._ledger = RequestLedger(config, layout, self._face)
         self._ladder = SafetyLadder(config, self._face, self._ledger, on_shutdown)
+
+    def _session_over(self, link: ClientLink) -> SessionLink:
+        """The session a network engine keeps over `link`, wired to this engine's parts."""
+        return SessionLink(
+            link,
+            self.config,
+            self.layout,
+            face=self._face,
+            ledger=self._ledger,
+            ladder=self._ladder,
+        )
 
     def __enter__(self: E) -> E:
         self.start()

@@ -28,7 +28,6 @@ from policylink.client.link import ClientLink
 from policylink.client.links import make_link
 from policylink.client.robot import RobotLayout
 from policylink.client.safety_ladder import ShutdownCallback
-from policylink.client.session_link import SessionLink
 
 logger = logging.getLogger(__name__)
 
@@ -47,14 +46,7 @@ class RemoteEngine(EngineParts):
     ) -> None:
         super().__init__(config, layout, on_shutdown)
         self._transport = link if link is not None else make_link(config)
-        self._session = SessionLink(
-            self._transport,
-            config,
-            layout,
-            face=self._face,
-            ledger=self._ledger,
-            ladder=self._ladder,
-        )
+        self._session = self._session_over(self._transport)
         # A link that sees the server's presence (Zenoh's liveliness) wakes the worker the
         # moment it changes: a robot whose replica died re-places at once, not up to
         # IDLE_WAIT_S later at the worker's next idle check. Links without one (OpenPI,

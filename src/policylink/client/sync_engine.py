@@ -20,7 +20,6 @@ from policylink.client.link import ClientLink
 from policylink.client.links import make_link
 from policylink.client.robot import RobotLayout
 from policylink.client.safety_ladder import ShutdownCallback
-from policylink.client.session_link import SessionLink
 
 _LIVE = frozenset(
     {
@@ -43,14 +42,7 @@ class SyncEngine(EngineParts):
     ) -> None:
         super().__init__(config, layout, on_shutdown)
         self._transport = link if link is not None else make_link(config)
-        self._session = SessionLink(
-            self._transport,
-            config,
-            layout,
-            face=self._face,
-            ledger=self._ledger,
-            ladder=self._ladder,
-        )
+        self._session = self._session_over(self._transport)
         self._request_timeout_ns = round(config.request_timeout_s * NS_PER_S)
 
     def start(self) -> None:
