@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import threading
 import time
 import zlib
@@ -91,8 +90,6 @@ class RobotPlan:
     cameras: tuple[CameraSpec, ...] = ()
     fps: float = 50.0
     buffer_time_s: float = 0.1
-    # CPUs the robot process runs on (empty: any); a benchmark keeps robots off the server's.
-    cpus: tuple[int, ...] = ()
 
 
 class SteadyRobot:
@@ -195,8 +192,6 @@ class SteadyRobot:
 
 def _robots_main(plan: RobotPlan, client_ids: list[str], commands: Connection) -> None:
     """Child process: start the robots, then answer the parent's commands until None."""
-    if plan.cpus:
-        os.sched_setaffinity(0, plan.cpus)  # before any thread starts: they all inherit it
     robots: list[SteadyRobot] = []
     try:
         for client_id in client_ids:
