@@ -48,6 +48,7 @@ from policylink.net.ports import free_port
 from policylink.net.zenoh_session import gather, open_zenoh_session
 from policylink.net.zenoh_settings import ZenohSettings
 from policylink.server import serving_modes
+from tests.support import attackers
 from tests.support import hostile_traffic as hostile
 from tests.support.server_process import ServerProcess
 from tests.support.servers import loopback_manifest_data
@@ -289,21 +290,21 @@ def _attacker_main(job: AttackJob, results: Connection) -> None:
     """Child process: send `job.messages` hostile messages at `job.rate_per_s`, round-robin
     over the classes of its surfaces, then report the tally."""
     os.nice(ATTACKER_NICE)
-    tally = hostile.Tally()
-    senders = hostile.Senders()
+    tally = attackers.Tally()
+    senders = attackers.Senders()
     if job.dry:
         pass
     elif "zenoh" in job.surfaces:
         # Like a flooder: it never waits for an answer, and listens only to its own robots.
-        senders.zenoh = hostile.ZenohAttacker(
+        senders.zenoh = attackers.ZenohAttacker(
             job.zenoh_endpoint, job.target, tally, every_robot=False, wait_for_answers=False
         )
         senders.zenoh.open_own_sessions()
     if "openpi" in job.surfaces and not job.dry:
-        senders.openpi = hostile.OpenPIAttacker(job.openpi_url, tally)
+        senders.openpi = attackers.OpenPIAttacker(job.openpi_url, tally)
         senders.openpi.connect()
     if "http" in job.surfaces and not job.dry:
-        senders.http = hostile.HttpAttacker(job.http_ports, tally)
+        senders.http = attackers.HttpAttacker(job.http_ports, tally)
     rng = random.Random(job.seed)
     classes = [
         attack
@@ -572,7 +573,7 @@ def _measure(server: ServerProcess, pace: Pace, began: float) -> dict[str, Any]:
         server_alive = server.process.poll() is None
         log = _log_problems(server.stderr_path, log_mark)
         _keep_log(server.stderr_path)
-    tally = hostile.Tally()
+    tally = attackers.Tally()
     for report in reports:
         tally.merge(report.get("counts", {}))
     counts = tally.by_class()
@@ -676,7 +677,7 @@ def _robots_report(before: list[dict[str, Any]], after: list[dict[str, Any]]) ->
 
 def _print(results: dict[str, Any], counts: dict[str, dict[str, int]]) -> None:
     print()
-    print(hostile.format_table(counts))
+    print(attackers.format_table(counts))
     print(f"published on robots' action keys: {results['published_on_action_keys']}")
     trips = results["round_trips"]
     print()

@@ -44,6 +44,7 @@ from policylink.server import metrics as server_metrics
 from policylink.server.app import ServerApp
 from policylink.wire import CameraSpec
 from tests.server.policies import ECHO_FAMILY
+from tests.support import attackers
 from tests.support import hostile_traffic as hostile
 from tests.support.servers import in_process_servers
 from tests.support.steady_robots import RobotPlan, SteadyRobot
@@ -186,7 +187,7 @@ class Served:
 class Attack:
     """What the burst sent, and what was seen at its end, before the attackers left."""
 
-    tally: hostile.Tally
+    tally: attackers.Tally
     seconds: float
     replies_on_action_keys: dict[str, int]
     non_finite_chunks: int
@@ -259,13 +260,13 @@ def _health_threads() -> int:
 def attack(served: Served, request: pytest.FixtureRequest) -> Attack:
     app, target = served.app, served.target
     assert app.openpi is not None and app.health_port
-    tally = hostile.Tally()
-    zenoh_attacker = hostile.ZenohAttacker(app.manifest.zenoh.listen[0], target, tally)
-    openpi_attacker = hostile.OpenPIAttacker(f"ws://127.0.0.1:{app.openpi.port}", tally)
-    senders = hostile.Senders(
+    tally = attackers.Tally()
+    zenoh_attacker = attackers.ZenohAttacker(app.manifest.zenoh.listen[0], target, tally)
+    openpi_attacker = attackers.OpenPIAttacker(f"ws://127.0.0.1:{app.openpi.port}", tally)
+    senders = attackers.Senders(
         zenoh_attacker,
         openpi_attacker,
-        hostile.HttpAttacker({"health": app.health_port, "openpi": app.openpi.port}, tally),
+        attackers.HttpAttacker({"health": app.health_port, "openpi": app.openpi.port}, tally),
     )
     began = time.monotonic()
     deadline = began + ATTACK_BUDGET_S
@@ -275,7 +276,7 @@ def attack(served: Served, request: pytest.FixtureRequest) -> Attack:
         assert openpi_attacker.connect()
         for surface, count in SEEDED.items():
             classes = [attack for attack in hostile.ALL_CLASSES if attack.surface == surface]
-            hostile.run_burst(
+            attackers.run_burst(
                 senders,
                 classes,
                 target,
@@ -300,13 +301,13 @@ def attack(served: Served, request: pytest.FixtureRequest) -> Attack:
     if reporter is not None:
         reporter.write_line("")
         reporter.write_line(f"hostile traffic, {attack.seconds:.1f} s:")
-        reporter.write_line(hostile.format_table(tally.by_class()))
+        reporter.write_line(attackers.format_table(tally.by_class()))
         reporter.write_line(f"published on robots' action keys: {attack.replies_on_action_keys}")
         reporter.write_line(f"sessions open at the end: {attack.sessions_at_end}")
     return attack
 
 
-def _hypothesis_burst(senders: hostile.Senders, target: hostile.Target, deadline: float) -> None:
+def _hypothesis_burst(senders: attackers.Senders, target: hostile.Target, deadline: float) -> None:
     """Every attack class again, each choice of each builder made by hypothesis."""
 
     @settings(
@@ -399,8 +400,8 @@ def test_metric_labels_come_from_fixed_sets(attack: Attack) -> None:
     assert not [word for word in ATTACKER_WORDS if word in values]
 
 
-# Three ways in which the harness first broke this server, each reproduced alone (the burst
-# above hits them too, but not on every run): now fixed, kept as regressions.
+# Three problems this harness found in the tree it was written against, each reproduced alone
+# (the burst above hits them too, but not on every run); fixed since, kept as regressions.
 
 
 def test_slow_http_clients_neither_pin_threads_nor_block_health(served: Served) -> None:
