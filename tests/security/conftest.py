@@ -9,12 +9,7 @@ never noticed any of them.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,14 +25,12 @@ from policylink.net.zenoh_settings import ZenohSettings
 from policylink.server import serving_modes
 from policylink.wire import Namespace, Observation
 from tests.server.policies import ECHO_FAMILY
-from tests.support.server_process import REPO
+from tests.support.router_process import RouterProcess
 from tests.support.servers import in_process_servers
 from tests.support.waiting import wait_for
 
 ROBOT_A, ROBOT_B = "arm-a", "arm-b"
 STATE_DIM, FPS = 3, 50.0
-ROUTER_READY = "routing on"
-START_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -97,44 +90,12 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
     return Fleet(root / "tls", acl, root / "rogue")
 
 
-class Router:
+def mtls_router(fleet: Fleet, workdir: Path) -> RouterProcess:
     """`policylink router` with mTLS and the fleet's ACL, as the separate process it is."""
-
-    def __init__(self, fleet: Fleet, workdir: Path) -> None:
-        self.endpoint = f"tls/127.0.0.1:{free_port()}"
-        cert, key = fleet.router()
-        self.stdout = workdir / "router.out"
-        self.stderr = workdir / "router.err"
-        command = [sys.executable, "-c", "from policylink.cli.main import main; main()"]
-        command += ["router", "--listen", self.endpoint, "--tls-root-ca", fleet.ca]
-        command += ["--tls-cert", cert, "--tls-key", key, "--acl", str(fleet.acl)]
-        with self.stdout.open("w") as out, self.stderr.open("w") as err:
-            self.process = subprocess.Popen(
-                command,
-                cwd=REPO,
-                env={**os.environ, "PYTHONPATH": str(REPO)},
-                stdout=out,
-                stderr=err,
-            )
-
-    def wait_routing(self) -> Router:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while ROUTER_READY not in self.stdout.read_text():
-            if self.process.poll() is not None:
-                raise AssertionError(f"router exited: {self.stderr.read_text()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"router not routing within {START_TIMEOUT_S} s")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(30)
+    cert, key = fleet.router()
+    options = ["--tls-root-ca", fleet.ca, "--tls-cert", cert, "--tls-key", key]
+    options += ["--acl", str(fleet.acl)]
+    return RouterProcess(workdir, scheme="tls", options=options)
 
 
 class ControlLoop:
@@ -218,7 +179,7 @@ def deployment(
         "tls_mtls": True,
     }
     router = (
-        Router(fleet, tmp_path_factory.mktemp("router")).wait_routing()
+        mtls_router(fleet, tmp_path_factory.mktemp("router")).wait_routing()
         if topology == "router"
         else None
     )

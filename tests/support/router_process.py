@@ -27,12 +27,21 @@ class RouterProcess:
     """A router listening on a free loopback port; `wait_routing()` blocks until its ready
     line. The router needs zenoh only, so it runs on this interpreter, whichever it is."""
 
-    def __init__(self, workdir: Path, name: str = "router", connect: Sequence[str] = ()) -> None:
-        self.endpoint = f"tcp/127.0.0.1:{free_port()}"
+    def __init__(
+        self,
+        workdir: Path,
+        name: str = "router",
+        connect: Sequence[str] = (),
+        *,
+        scheme: str = "tcp",
+        options: Sequence[str] = (),
+    ) -> None:
+        """`scheme` `tls` with `options` (`--tls-*`, `--acl`) runs a router with mTLS."""
+        self.endpoint = f"{scheme}/127.0.0.1:{free_port()}"
         self.stdout_path = workdir / f"{name}.out"
         self.stderr_path = workdir / f"{name}.err"
         command = [sys.executable, "-c", "from policylink.cli.main import main; main()"]
-        command += ["router", "--listen", self.endpoint]
+        command += ["router", "--listen", self.endpoint, *options]
         for endpoint in connect:
             command += ["--connect", endpoint]
         with self.stdout_path.open("w") as out, self.stderr_path.open("w") as err:
