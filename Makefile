@@ -2,6 +2,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.policylink-installed
 
+# LeRobot 0.6.1 on Python >= 3.12, apart from `.venv` (its torch pin differs): see
+# scripts/setup_lerobot_venv.sh. The set-up rebuilds a venv of another Python or LeRobot.
 LEROBOT_VENV ?= .venv-lerobot
 LEROBOT_STAMP := $(LEROBOT_VENV)/.policylink-installed
 

@@ -185,6 +185,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         )
         print(f"skipped: {reason}")
         return {"skipped": reason}
+    import lerobot
     import torch
 
     from tests.lerobot.checkpoints import save_act
@@ -194,14 +195,23 @@ def run(quick: bool = False) -> dict[str, Any]:
         path = save_act(Path(directory))
         local = in_process(path, repeats)
         remote = served(path, repeats)
-    results = {"torch_threads": torch.get_num_threads(), **local, **remote}
+    results = {
+        "lerobot_version": lerobot.__version__,
+        "torch_version": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        **local,
+        **remote,
+    }
     print_table(results)
     return results
 
 
 def print_table(r: dict[str, Any]) -> None:
     fwd1, fwd4 = r["forward_b1_ms"], r["forward_b4_ms"]
-    print(f"small ACT on CPU ({r['torch_threads']} torch threads), medians in ms")
+    print(
+        f"small ACT on CPU (LeRobot {r['lerobot_version']}, torch {r['torch_version']}, "
+        f"{r['torch_threads']} torch threads), medians in ms"
+    )
     print(f"{'':<34} {'ms':>8} {'vs fwd':>8}")
     rows = [
         ("forward, batch 1", fwd1, fwd1),

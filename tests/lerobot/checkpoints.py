@@ -6,6 +6,7 @@ adapter loads it through the same code path as a real checkpoint.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,7 @@ def save_diffusion(directory: Path, seed: int = 0) -> Path:
     config = DiffusionConfig(
         input_features=inputs,
         output_features=outputs,
+        pretrained_backbone_weights=None,
         n_obs_steps=2,
         horizon=8,
         n_action_steps=4,
@@ -115,15 +117,43 @@ def save_diffusion(directory: Path, seed: int = 0) -> Path:
     return _save(DiffusionPolicy(config), config, directory)
 
 
-def save_config_only(directory: Path, policy_type: str) -> Path:
-    """A checkpoint directory holding just `config.json`: enough for a refusal, which never
-    loads weights."""
-    from lerobot.policies.factory import make_policy_config
+def save_vqbet(directory: Path, seed: int = 0) -> Path:
+    """A small VQ-BeT with three observation steps (history that a request must not inherit)
+    and an untrained residual VQ (LeRobot warns; the code path is the trained one's)."""
+    import torch
+    from lerobot.policies.vqbet.configuration_vqbet import VQBeTConfig
+    from lerobot.policies.vqbet.modeling_vqbet import VQBeTPolicy
 
     inputs, outputs = _features()
-    config = make_policy_config(policy_type, input_features=inputs, output_features=outputs)
+    config = VQBeTConfig(
+        input_features=inputs,
+        output_features=outputs,
+        n_obs_steps=3,
+        n_action_pred_token=3,
+        action_chunk_size=4,
+        crop_shape=None,
+        pretrained_backbone_weights=None,
+        spatial_softmax_num_keypoints=8,
+        vqvae_n_embed=8,
+        vqvae_embedding_dim=16,
+        vqvae_enc_hidden_dim=16,
+        gpt_block_size=64,
+        gpt_input_dim=32,
+        gpt_output_dim=32,
+        gpt_n_layer=1,
+        gpt_n_head=2,
+        gpt_hidden_dim=32,
+        device="cpu",
+    )
+    torch.manual_seed(seed)
+    return _save(VQBeTPolicy(config), config, directory)
+
+
+def save_declared_type(directory: Path, declared: str) -> Path:
+    """A checkpoint directory whose config.json declares `declared` and nothing else: what a
+    reward model's or an RL algorithm's checkpoint looks like to a reader of its type."""
     directory.mkdir(parents=True, exist_ok=True)
-    config._save_pretrained(directory)
+    (directory / "config.json").write_text(json.dumps({"type": declared}))
     return directory
 
 

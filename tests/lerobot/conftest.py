@@ -27,6 +27,11 @@ def diffusion_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def vqbet_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return checkpoints.save_vqbet(tmp_path_factory.mktemp("vqbet"))
+
+
+@pytest.fixture(scope="session")
 def act_server(act_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """`policylink serve` with the ACT checkpoint; shared, so each test uses its own client ids."""
     server = ServerProcess(lerobot_manifest(act_path), tmp_path_factory.mktemp("act-serve"))
@@ -44,6 +49,20 @@ def diffusion_server(
     is a pure function of its observation and comparable with LeRobot's."""
     manifest = lerobot_manifest(diffusion_path, seed=DIFFUSION_SEED, params={"fixed_noise": True})
     server = ServerProcess(manifest, tmp_path_factory.mktemp("diffusion-serve"))
+    try:
+        yield server.wait_serving()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def vqbet_server(
+    vqbet_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """`policylink serve` with the VQ-BeT checkpoint and per-request fixed noise (its code
+    sampling draws from torch's generator)."""
+    manifest = lerobot_manifest(vqbet_path, seed=DIFFUSION_SEED, params={"fixed_noise": True})
+    server = ServerProcess(manifest, tmp_path_factory.mktemp("vqbet-serve"))
     try:
         yield server.wait_serving()
     finally:

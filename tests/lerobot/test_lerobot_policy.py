@@ -46,6 +46,11 @@ def diffusion(diffusion_path: Path) -> LeRobotPolicy:
     return load(diffusion_path, fixed_noise=True)
 
 
+@pytest.fixture(scope="module")
+def vqbet(vqbet_path: Path) -> LeRobotPolicy:
+    return load(vqbet_path, fixed_noise=True)
+
+
 def test_act_chunk_equals_lerobot_rollout_for_the_same_observation(act, act_path):
     obs = observation(1)
     expected = lerobot_rollout(act_path, obs, steps=act.spec.chunk_size)
@@ -97,16 +102,47 @@ def test_diffusion_chunk_does_not_depend_on_earlier_requests(diffusion):
 @pytest.mark.parametrize(
     ("policy_type", "reason"),
     [
-        ("sac", "emits one action per call"),
-        ("vqbet", "not verified for serving"),
-        ("tdmpc", "not verified for serving"),
+        ("gaussian_actor", "raises NotImplementedError: it emits one action per call"),
+        ("tdmpc", "warm-starts each plan from the previous call's"),
+        ("lingbot_va", "executed actions and observed keyframes"),
+        ("sac", "an RL algorithm"),
+        ("sarm", "a reward model"),
+        ("reward_classifier", "predicts rewards, not actions"),
     ],
 )
-def test_unsupported_policy_types_are_refused_with_the_reason(tmp_path, policy_type, reason):
-    path = checkpoints.save_config_only(tmp_path, policy_type)
+def test_refused_policy_types_are_refused_with_the_reason(tmp_path, policy_type, reason):
+    path = checkpoints.save_declared_type(tmp_path, policy_type)
     config = PolicyConfig(kind="lerobot", path=str(path), params={"action_names": ACTION_NAMES})
-    with pytest.raises(ValueError, match=reason):
+    with pytest.raises(ValueError, match=f"type '{policy_type}' cannot be served: .*{reason}"):
         build_policy(config)
+
+
+def test_a_policy_type_nobody_verified_is_refused_after_parsing(tmp_path):
+    from tests.lerobot.rtc_probe import RtcProbeConfig
+    from tests.lerobot.rtc_probe.configuration_rtc_probe import POLICY_TYPE
+
+    path = tmp_path / "probe"
+    path.mkdir()
+    RtcProbeConfig()._save_pretrained(path)
+    config = PolicyConfig(kind="lerobot", path=str(path), params={"action_names": ACTION_NAMES})
+    with pytest.raises(ValueError, match=f"'{POLICY_TYPE}' is not verified for serving"):
+        build_policy(config)
+
+
+def test_vqbet_chunk_equals_lerobot_rollout_from_a_fresh_reset(vqbet, vqbet_path):
+    obs = observation(2)
+    expected = lerobot_rollout(vqbet_path, obs, steps=vqbet.spec.chunk_size, seed=SEED)
+    assert vqbet.spec.family == "lerobot.vqbet"
+    assert vqbet.spec.max_batch_size == 1
+    np.testing.assert_allclose(served_chunk(vqbet, obs), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_vqbet_chunk_does_not_inherit_an_earlier_requests_history(vqbet):
+    fresh = served_chunk(vqbet, observation(3))
+    for seed in (4, 5):
+        served_chunk(vqbet, observation(seed))
+    assert np.array_equal(served_chunk(vqbet, observation(3)), fresh)
+    assert not np.allclose(served_chunk(vqbet, observation(4)), fresh)
 
 
 def test_a_camera_frame_of_the_wrong_size_fails_that_request_only(act):

@@ -78,12 +78,24 @@ def test_diffusion_is_served_to_one_session_at_a_time(diffusion_server):
     assert "1 of 1 sessions" in str(refused.value)
 
 
-def test_serve_refuses_an_unverified_family_at_start_up(tmp_path):
-    path = checkpoints.save_config_only(tmp_path / "vqbet", "vqbet")
+def test_served_vqbet_chunk_equals_lerobot_in_process_and_ignores_earlier_requests(
+    vqbet_server, vqbet_path
+):
+    expected = lerobot_rollout(vqbet_path, observation(2), steps=4, seed=DIFFUSION_SEED)
+    with sync_client(vqbet_server.endpoint, "arm-1") as client:
+        first = fetch_chunk(client, observation(2))
+        fetch_chunk(client, observation(5))
+        again = fetch_chunk(client, observation(2))
+    np.testing.assert_allclose(first, expected, rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(again, first)
+
+
+def test_serve_refuses_a_refused_family_at_start_up(tmp_path):
+    path = checkpoints.save_declared_type(tmp_path / "tdmpc", "tdmpc")
     server = ServerProcess(lerobot_manifest(path), tmp_path)
     try:
         assert server.wait_exit() != 0
     finally:
         server.stop()
-    assert "LeRobot policy type 'vqbet' is not verified for serving" in server.output
+    assert "LeRobot policy type 'tdmpc' cannot be served" in server.output
     assert not server.announced_serving

@@ -43,25 +43,22 @@ def make_lerobot_robot(
     """Build a LeRobot robot of `robot_type` from `options` (its config fields, nested dicts for
     cameras); `plugins` are modules to import first so that they register their robot types."""
     try:
-        import draccus
-        from lerobot.robots import make_robot_from_config
+        import lerobot.robots  # noqa: F401
     except ImportError as exc:
         raise ValueError(
             f"--robot lerobot:{robot_type} needs LeRobot's robot code ({exc}); pip install lerobot"
         ) from exc
-    for module in plugins:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise ValueError(f"robot plugin {module!r} cannot be imported: {exc}") from exc
-    config_class = find_robot_config(robot_type)
-    register_camera_types()
-    try:
-        config = draccus.decode(config_class, dict(options or {}))
-    except Exception as exc:
-        raise ValueError(
-            f"options for LeRobot robot {robot_type!r} do not fit {config_class.__name__}: {exc}"
-        ) from exc
+    config = decode_robot_config(robot_type, options, plugins=plugins)
+    return robot_from_config(robot_type, config, rename_map)
+
+
+def robot_from_config(
+    robot_type: str, config: Any, rename_map: Mapping[str, str] | None = None
+) -> LeRobotRobot:
+    """The robot of a decoded `RobotConfig` of `robot_type`, built by LeRobot's own factory,
+    seen through `rename_map`."""
+    from lerobot.robots import make_robot_from_config
+
     try:
         robot = make_robot_from_config(config)
     except ImportError as exc:
@@ -70,6 +67,41 @@ def make_lerobot_robot(
             "install the LeRobot extra of its motors, e.g. pip install 'lerobot[feetech]'"
         ) from exc
     return LeRobotRobot(robot, rename_map or {})
+
+
+def decode_robot_config(
+    robot_type: str, options: Mapping[str, Any] | None = None, *, plugins: Iterable[str] = ()
+) -> Any:
+    """The `RobotConfig` of `robot_type` decoded from plain options, as `lerobot-rollout`
+    decodes its `--robot.*` flags; no driver is imported, so this works on any machine."""
+    import draccus
+
+    config_class = register_robot_type(robot_type, plugins)
+    try:
+        return draccus.decode(config_class, dict(options or {}))
+    except Exception as exc:
+        reasons = [str(exc)]
+        cause = exc.__cause__ or exc.__context__
+        while cause is not None and len(reasons) < 4:
+            reasons.append(str(cause))
+            cause = cause.__cause__ or cause.__context__
+        raise ValueError(
+            f"options for LeRobot robot {robot_type!r} do not fit {config_class.__name__}: "
+            + "; ".join(reasons)
+        ) from exc
+
+
+def register_robot_type(robot_type: str, plugins: Iterable[str] = ()) -> type:
+    """Import `plugins`, then whatever registers `robot_type` and LeRobot's camera types, so
+    that draccus can decode a config of that type; returns its config class."""
+    for module in plugins:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ValueError(f"robot plugin {module!r} cannot be imported: {exc}") from exc
+    config_class = find_robot_config(robot_type)
+    register_camera_types()
+    return config_class
 
 
 def find_robot_config(robot_type: str) -> type:

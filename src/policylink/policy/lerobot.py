@@ -11,21 +11,27 @@ Model space is LeRobot's normalised action space (the policy's raw output, befor
 postprocessor), which is also the space LeRobot's RTC prefixes live in.
 
 How a chunk is computed is decided per family from `FAMILIES`; each entry was checked against
-LeRobot 0.4.4's code, and the serving-mode registry repeats the verdict:
+LeRobot 0.6.1's code (its `predict_action_chunk`, `select_action` and `reset`), and the
+serving-mode registry repeats the verdict (a test keeps the two equal):
 
-- act, pi0, pi05, smolvla (n_obs_steps 1): `predict_action_chunk` reads only its batch, so one
-  call may hold any mix of sessions. pi0, pi05 and smolvla also take the RTC arguments
-  (`inference_delay`, `prev_chunk_left_over`), which are scalar per call: rows that disagree on
-  them run in separate calls.
-- diffusion: `predict_action_chunk` reads observation queues that only `select_action` fills.
-  Every request therefore resets the policy and runs `select_action` over one chunk, so the
-  queues hold this request's observation alone and a chunk never depends on an earlier request.
-  The queues are instance state, so the family is served exclusively.
+- shared, "chunk": `predict_action_chunk` reads only its batch (the families whose `_queues`
+  hold nothing but the action queue, which the chunk call never reads), so one call may hold
+  any mix of sessions. Families that take LeRobot's RTC arguments (`inference_delay`,
+  `prev_chunk_left_over`) get them per row; they are scalar per call, so rows that disagree run
+  in separate calls.
+- exclusive, "rollout": `predict_action_chunk` reads observation queues that only
+  `select_action` fills. Every request therefore resets the policy and runs `select_action` over
+  one chunk, so the queues hold this request's observation alone and a chunk never depends on an
+  earlier request. The queues are instance state, so the family is served exclusively.
+- refused (`REFUSED`): no chunk call, or a chunk call that needs the episode's history, which a
+  request does not carry.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,27 +55,58 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 class Family:
     """How one LeRobot policy type makes a chunk.
 
-    `call` is "chunk" (`predict_action_chunk`, stateless) or "rollout" (reset, then
-    `select_action` once per row of the chunk); `chunk_length` names the config field that gives
-    the rows of one chunk; `rtc` says the chunk call takes LeRobot's RTC arguments.
+    `call` is "chunk" (`predict_action_chunk`, stateless: served shared) or "rollout" (reset,
+    then `select_action` once per row of the chunk: served exclusive); `chunk_length` names the
+    config field that gives the rows of one chunk; `rtc` says the chunk call takes LeRobot's RTC
+    arguments; `offline` says a checkpoint can be built from its config alone (no hub weights),
+    so tests/lerobot serves a real one; the others are verified from their code and a stand-in.
     """
 
     call: str
     chunk_length: str
     rtc: bool = False
+    offline: bool = False
+
+    @property
+    def mode(self) -> str:
+        return "shared" if self.call == "chunk" else "exclusive"
 
 
 FAMILIES: dict[str, Family] = {
-    "act": Family(call="chunk", chunk_length="chunk_size"),
-    "diffusion": Family(call="rollout", chunk_length="n_action_steps"),
-    "pi0": Family(call="chunk", chunk_length="chunk_size", rtc=True),
-    "pi05": Family(call="chunk", chunk_length="chunk_size", rtc=True),
-    "smolvla": Family(call="chunk", chunk_length="chunk_size", rtc=True),
+    "act": Family("chunk", "chunk_size", offline=True),
+    "diffusion": Family("rollout", "n_action_steps", offline=True),
+    "vqbet": Family("rollout", "action_chunk_size", offline=True),
+    "multi_task_dit": Family("rollout", "n_action_steps"),
+    "pi0": Family("chunk", "chunk_size", rtc=True),
+    "pi05": Family("chunk", "chunk_size", rtc=True),
+    "smolvla": Family("chunk", "chunk_size", rtc=True),
+    "groot": Family("chunk", "n_action_steps", rtc=True),
+    "evo1": Family("chunk", "chunk_size", rtc=True),
+    "molmoact2": Family("chunk", "n_action_steps", rtc=True),
+    "pi0_fast": Family("chunk", "n_action_steps"),
+    "xvla": Family("chunk", "chunk_size"),
+    "wall_x": Family("chunk", "chunk_size"),
+    "vla_jepa": Family("chunk", "chunk_size"),
+    "eo1": Family("chunk", "chunk_size"),
+    "fastwam": Family("chunk", "action_horizon"),
 }
 
-NO_CHUNK_API: dict[str, str] = {
-    "sac": "SAC's predict_action_chunk raises NotImplementedError: it emits one action per call",
+REFUSED: dict[str, str] = {
+    "gaussian_actor": (
+        "its predict_action_chunk raises NotImplementedError: it emits one action per call"
+    ),
+    "tdmpc": (
+        "it plans one action per call by default (n_action_steps 1) and warm-starts each plan "
+        "from the previous call's (_prev_mean), so a chunk depends on the episode so far"
+    ),
+    "lingbot_va": (
+        "each chunk after the first is decoded from a KV cache fed with the episode's executed "
+        "actions and observed keyframes, which a request does not carry"
+    ),
+    "sac": "SAC is an RL algorithm (RLAlgorithmConfig), not a policy with a chunk API",
     "sarm": "SARM is a reward model; it predicts no actions",
+    "robometer": "Robometer is a reward model; it predicts no actions",
+    "topreward": "TopReward is a reward model; it predicts no actions",
     "reward_classifier": "a reward classifier predicts rewards, not actions",
 }
 
@@ -78,7 +115,7 @@ NO_CHUNK_API: dict[str, str] = {
 class LeRobotParams:
     """The `policy.params` block of kind `lerobot`.
 
-    LeRobot 0.4.4 checkpoints record the action *dimension* but not the motor names, so the
+    LeRobot checkpoints record the action *dimension* but not the motor names, so the
     manifest supplies them (in the order of the dataset's `action` feature); a count that
     differs from the checkpoint's is an error. `fixed_noise` makes a diffusion policy draw the
     same noise for every request (torch reseeded with `policy.seed`), so its chunk is a pure
@@ -112,13 +149,23 @@ class LeRobotParams:
         return cls(**names, fixed_noise=fixed_noise)
 
 
-def family_of(policy_type: str, config: Any) -> Family:
-    """The verified family of a LeRobot policy type, or a refusal that says why."""
-    if policy_type in NO_CHUNK_API:
+def refuse_unservable(policy_type: str) -> None:
+    """Raise the reason a refused LeRobot type cannot be served; pass any other type."""
+    if policy_type in REFUSED:
         raise ValueError(
-            f"LeRobot policy type {policy_type!r} cannot be served: {NO_CHUNK_API[policy_type]}; "
-            "policylink serves chunking policies only"
+            f"LeRobot policy type {policy_type!r} cannot be served: {REFUSED[policy_type]}; "
+            "policylink serves chunking policies whose chunk depends on the request only"
         )
+
+
+def family_of(policy_type: str, config: Any) -> tuple[str, Family]:
+    """The serving family name and the verified family of a LeRobot policy type, or a refusal
+    that says why.
+
+    A configuration that makes a shared family stateful gets a family name of its own, which the
+    serving-mode registry does not list, so it is served exclusive.
+    """
+    refuse_unservable(policy_type)
     family = FAMILIES.get(policy_type)
     if family is None:
         raise ValueError(
@@ -126,12 +173,15 @@ def family_of(policy_type: str, config: Any) -> Family:
             "that its chunk call reads only its own request; verified types: "
             f"{sorted(FAMILIES)}"
         )
-    if policy_type == "smolvla" and config.n_obs_steps != 1:
-        raise ValueError(
-            f"LeRobot smolvla with n_obs_steps={config.n_obs_steps} cannot be served: its chunk "
-            "call stacks an observation history across requests; only n_obs_steps 1 is verified"
-        )
-    return family
+    name = f"lerobot.{policy_type}"
+    if policy_type == "molmoact2":
+        # RTC guidance exists for continuous decoding only; and a per-episode seed is a
+        # generator that advances with every chunk of the policy instance (one robot's episode).
+        continuous = getattr(config, "inference_action_mode", None) == "continuous"
+        family = dataclasses.replace(family, rtc=continuous)
+        if getattr(config, "per_episode_seed", False):
+            name = f"{name}.per_episode_seed"
+    return name, family
 
 
 @dataclass(frozen=True)
@@ -358,9 +408,10 @@ def build(config: PolicyConfig, device: str, dtype: str) -> LeRobotPolicy:
             f"policy kind 'lerobot' needs LeRobot ({exc}); install policylink[lerobot]"
         ) from exc
 
+    refuse_unservable(declared_type(config.path))
     lerobot_config = load_config(PreTrainedConfig, config.path)
     policy_type = lerobot_config.type
-    family = family_of(policy_type, lerobot_config)
+    family_name, family = family_of(policy_type, lerobot_config)
     layout = input_layout(lerobot_config.input_features)
     action_feature = lerobot_config.output_features.get(ACTION_KEY)
     if action_feature is None:
@@ -392,7 +443,7 @@ def build(config: PolicyConfig, device: str, dtype: str) -> LeRobotPolicy:
         action_names=action_names,
         chunk_size=int(getattr(lerobot_config, family.chunk_length)),
         state_dim=layout.state_dim,
-        family=f"lerobot.{policy_type}",
+        family=family_name,
         state_names=state_names,
         cameras=layout.cameras,
         supports_rtc=family.rtc,
@@ -409,6 +460,23 @@ def build(config: PolicyConfig, device: str, dtype: str) -> LeRobotPolicy:
         dtype=torch_dtype,
         fixed_seed=fixed_seed,
     )
+
+
+def declared_type(path: str) -> str:
+    """The `type` a local checkpoint's config.json declares ("" for a hub id or no such file).
+
+    Read before LeRobot parses the config: reward models and RL algorithms are not
+    `PreTrainedConfig` types, and their refusal should say what they are, not that parsing
+    failed.
+    """
+    config_file = Path(path) / "config.json"
+    if not config_file.is_file():
+        return ""
+    try:
+        declared = json.loads(config_file.read_text()).get("type", "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return declared if isinstance(declared, str) else ""
 
 
 def load_config(config_class: Any, path: str) -> Any:

@@ -20,12 +20,23 @@ VERIFIED_FAMILIES: dict[str, str] = {
     "policylink.transformer": SHARED,
     "policylink.relative": SHARED,
     "policylink.sim_expert": SHARED,
-    # LeRobot 0.4.4, checked in policylink.policy.lerobot and tests/lerobot.
+    # LeRobot 0.6.1, checked in policylink.policy.lerobot (FAMILIES) and tests/lerobot.
     "lerobot.act": SHARED,
     "lerobot.pi0": SHARED,
     "lerobot.pi05": SHARED,
+    "lerobot.pi0_fast": SHARED,
     "lerobot.smolvla": SHARED,
+    "lerobot.groot": SHARED,
+    "lerobot.evo1": SHARED,
+    "lerobot.molmoact2": SHARED,
+    "lerobot.xvla": SHARED,
+    "lerobot.wall_x": SHARED,
+    "lerobot.vla_jepa": SHARED,
+    "lerobot.eo1": SHARED,
+    "lerobot.fastwam": SHARED,
     "lerobot.diffusion": EXCLUSIVE,
+    "lerobot.vqbet": EXCLUSIVE,
+    "lerobot.multi_task_dit": EXCLUSIVE,
 }
 
 

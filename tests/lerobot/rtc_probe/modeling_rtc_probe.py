@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from lerobot.policies.common.flow_matching import euler_integrate
 from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.policies.rtc.modeling_rtc import RTCProcessor
 from torch import Tensor, nn
@@ -41,30 +42,24 @@ class RtcProbePolicy(PreTrainedPolicy):
 
     @torch.no_grad()
     def predict_action_chunk(self, batch: dict[str, Tensor], **kwargs: Any) -> Tensor:
-        """Euler flow matching from time 1 to 0, as pi0's `sample_actions` does, with RTC
-        guidance through LeRobot's processor whenever it is enabled."""
+        """LeRobot's own flow-matching sampler (`euler_integrate`, which pi0, pi05 and SmolVLA
+        call), with the RTC arguments passed through exactly as they pass them."""
         state = batch["observation.state"]
-        rows, steps = state.shape[0], self.config.num_steps
-        x_t = torch.zeros(rows, self.config.chunk_size, self.action_dim, dtype=state.dtype)
-        dt = -1.0 / steps
-        for step in range(steps):
-            time = 1.0 + step * dt
+        noise = torch.zeros(state.shape[0], self.config.chunk_size, self.action_dim)
 
-            def denoise(x: Tensor, time: float = time) -> Tensor:
-                context = state[:, None, :].expand(-1, x.shape[1], -1)
-                clock = torch.full((*x.shape[:2], 1), time, dtype=x.dtype)
-                return self.velocity(torch.cat([x, context, clock], dim=-1))
+        def denoise(x_t: Tensor, time: Tensor) -> Tensor:
+            context = state[:, None, :].expand(-1, x_t.shape[1], -1)
+            clock = time[:, None, None].expand(-1, x_t.shape[1], 1).to(x_t.dtype)
+            return self.velocity(torch.cat([x_t, context, clock], dim=-1))
 
-            if self.rtc_processor is None:
-                v_t = denoise(x_t)
-            else:
-                v_t = self.rtc_processor.denoise_step(
-                    x_t=x_t,
-                    prev_chunk_left_over=kwargs.get("prev_chunk_left_over"),
-                    inference_delay=kwargs.get("inference_delay"),
-                    time=time,
-                    original_denoise_step_partial=denoise,
-                    execution_horizon=kwargs.get("execution_horizon"),
-                )
-            x_t = x_t + dt * v_t
-        return x_t
+        enabled = self.config.rtc_config is not None and self.config.rtc_config.enabled
+        return euler_integrate(
+            denoise,
+            noise,
+            self.config.num_steps,
+            rtc_processor=self.rtc_processor,
+            rtc_enabled=enabled,
+            inference_delay=kwargs.get("inference_delay"),
+            prev_chunk_left_over=kwargs.get("prev_chunk_left_over"),
+            execution_horizon=kwargs.get("execution_horizon"),
+        )
