@@ -12,6 +12,8 @@ import json
 import signal
 import threading
 import time
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import typer
@@ -20,6 +22,8 @@ from policylink.client.robot import Robot
 
 if TYPE_CHECKING:
     from policylink.client import ClientConfig, Engine, LoopStats
+    from policylink.episodes import Recorder
+    from policylink.episodes.recorder import EpisodeRecording
 
 ENGINES = ("async", "sync")
 
@@ -83,6 +87,9 @@ def run(
     tls_root_ca: str | None = typer.Option(None, "--tls-root-ca", help="CA certificate (PEM)."),
     tls_cert: str | None = typer.Option(None, "--tls-cert", help="Client certificate (PEM)."),
     tls_key: str | None = typer.Option(None, "--tls-key", help="Client private key (PEM)."),
+    record: Path | None = typer.Option(
+        None, "--record", help="Record every episode (videos, ticks, provenance) into DIR."
+    ),
 ) -> None:
     """Run a robot's control loop against a remote policylink server."""
     from policylink.cli.robots import make_robot, parse_options
@@ -120,11 +127,17 @@ def run(
         )
     except ValueError as exc:  # JSONDecodeError included
         raise _fail(str(exc)) from None
-    _drive(the_robot, config, engine, episodes, duration_s)
+    _drive(the_robot, config, engine, episodes, duration_s, record=record)
 
 
 def _drive(
-    robot: Robot, config: ClientConfig, engine_kind: str, episodes: int, duration_s: float | None
+    robot: Robot,
+    config: ClientConfig,
+    engine_kind: str,
+    episodes: int,
+    duration_s: float | None,
+    *,
+    record: Path | None = None,
 ) -> None:
     from policylink.client import RemoteEngine, RobotLayout, SyncEngine
     from policylink.client.handshake import HandshakeError
@@ -143,7 +156,8 @@ def _drive(
     except HandshakeError as exc:
         raise _fail(f"the server refused this robot: {exc}") from None
     typer.echo(f"{config.client_id}: {engine.transitions()[-1].reason}")
-    session = _Session(robot, engine, config, stop, duration_s)
+    recorder = None if record is None else _recorder(record, robot, config)
+    session = _Session(robot, engine, config, stop, duration_s, recorder=recorder)
     try:
         if not getattr(robot, "is_connected", False):
             robot.connect()
@@ -154,6 +168,9 @@ def _drive(
     finally:
         engine.stop()
         robot.disconnect()
+        if recorder is not None:
+            recorder.close()
+            typer.echo(f"{config.client_id}: recorded into {record}")
     typer.echo(
         f"{config.client_id}: {stats.ticks} ticks, {stats.actions_sent} actions, "
         f"{stats.held_ticks} held, {stats.skipped_ticks} overrun ({stats.stopped_because})"
@@ -162,8 +179,30 @@ def _drive(
         raise _fail(f"the engine died: {engine.transitions()[-1].reason}", code=1)
 
 
+def _recorder(folder: Path, robot: Robot, config: ClientConfig) -> Recorder:
+    from dataclasses import asdict
+
+    from policylink.client import RobotLayout
+    from policylink.episodes import Recorder
+
+    try:
+        return Recorder(
+            folder,
+            RobotLayout.of(robot),
+            fps=config.fps,
+            robot=config.client_id,
+            client=asdict(config),
+            fallback=config.fallback.value,
+        )
+    except (ImportError, ValueError, OSError) as exc:
+        raise _fail(f"--record {folder}: {exc}") from None
+
+
 class _Session:
-    """One robot and its started engine, run until a limit or `stop` (set by SIGINT/SIGTERM)."""
+    """One robot and its started engine, run until a limit or `stop` (set by SIGINT/SIGTERM).
+
+    With a recorder, each episode (a continuous run is one) is recorded as it runs.
+    """
 
     def __init__(
         self,
@@ -172,6 +211,8 @@ class _Session:
         config: ClientConfig,
         stop: threading.Event,
         duration_s: float | None,
+        *,
+        recorder: Recorder | None = None,
     ) -> None:
         from policylink.client import RobotLayout
 
@@ -181,20 +222,31 @@ class _Session:
         self.layout = RobotLayout.of(robot)
         self.stop = stop
         self.duration_s = duration_s
+        self.recorder = recorder
+
+    def _episode(self) -> AbstractContextManager[EpisodeRecording | None]:
+        if self.recorder is None:
+            return nullcontext()
+        return self.recorder.episode(server=self.engine.server_identity())
 
     def continuous(self) -> LoopStats:
         from policylink.client import run_loop
 
-        return run_loop(
-            self.robot,
-            self.engine,
-            self.config.fps,
-            duration_s=self.duration_s,
-            stop=self.stop,
-            task=self.config.task,
-            layout=self.layout,
-            manage_lifecycle=False,
-        )
+        with self._episode() as recording:
+            stats = run_loop(
+                self.robot,
+                self.engine,
+                self.config.fps,
+                duration_s=self.duration_s,
+                stop=self.stop,
+                task=self.config.task,
+                layout=self.layout,
+                manage_lifecycle=False,
+                recorder=recording,
+            )
+            if recording is not None:
+                recording.outcome = {"stopped_because": stats.stopped_because}
+        return stats
 
     def episodic(self, robot: EpisodicRobot, episodes: int) -> LoopStats:
         """Episode after episode until `episodes`, the duration or a stop; a line per episode."""
@@ -216,17 +268,21 @@ class _Session:
             robot.reset()
             self.engine.reset()
             end = _EpisodeEnd(robot, self.stop)
-            loop = run_loop(
-                robot,
-                self.engine,
-                self.config.fps,
-                duration_s=remaining,
-                stop=end.event,
-                task=self.config.task,
-                layout=self.layout,
-                manage_lifecycle=False,
-                on_tick=end,
-            )
+            with self._episode() as recording:
+                loop = run_loop(
+                    robot,
+                    self.engine,
+                    self.config.fps,
+                    duration_s=remaining,
+                    stop=end.event,
+                    task=self.config.task,
+                    layout=self.layout,
+                    manage_lifecycle=False,
+                    on_tick=end,
+                    recorder=recording,
+                )
+                if recording is not None:
+                    recording.outcome = _outcome(robot, loop.stopped_because)
             for name in ("ticks", "actions_sent", "held_ticks", "skipped_ticks"):
                 setattr(total, name, getattr(total, name) + getattr(loop, name))
             total.stopped_because = loop.stopped_because
@@ -237,6 +293,15 @@ class _Session:
         if self.stop.is_set():
             total.stopped_because = "stop requested"
         return total
+
+
+def _outcome(robot: EpisodicRobot, stopped_because: str) -> dict[str, object]:
+    """What a recorded episode's meta says of how it ended."""
+    outcome: dict[str, object] = {"stopped_because": stopped_because, "done": robot.episode_done}
+    if robot.episode_done and robot.results:
+        result = robot.results[-1]
+        outcome |= {"success": result.success, "result": result.describe()}
+    return outcome
 
 
 class _EpisodeEnd:

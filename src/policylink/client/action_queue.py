@@ -15,6 +15,11 @@ under the interpreter lock), and only the control thread advances the consumptio
 pop that read the rows just before a merge replaced them plays the old row for its tick, and
 the new rows for that tick are skipped by index: the same outcome as a pop just before the
 merge.
+
+Every row remembers where it came from (`ChunkOrigin`: the request's session and `seq_id`, the
+server's timings, the round trip) and its row in that chunk, so the control thread can say
+which request produced the action it just played (`last_provenance`) without a lock: the
+origin travels inside the same immutable `_Rows` as the action.
 """
 
 from __future__ import annotations
@@ -23,6 +28,30 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class ChunkOrigin:
+    """The request a chunk answered: `(session_id, seq_id)` is the key of the server's audit
+    line for it; the timings are the server's (`queue_wait_ms`, `inference_ms`) and the
+    robot's: `obs_wait_ms` (observation offered to request sent) and `rtt_ms` (request sent
+    to chunk received)."""
+
+    session_id: str
+    seq_id: int
+    episode_id: int
+    queue_wait_ms: float
+    inference_ms: float
+    rtt_ms: float
+    obs_wait_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class ActionProvenance:
+    """Where one played action came from: its chunk's request, and its row in that chunk."""
+
+    origin: ChunkOrigin
+    row: int
 
 
 @dataclass(frozen=True)
@@ -49,17 +78,24 @@ class MergeResult:
     delay_error: int
 
 
+_NO_ROWS = np.zeros(0, dtype=np.int32)
+
+
 @dataclass(frozen=True)
 class _Rows:
     """Aligned rows for ticks `start, start + 1, ...`; never mutated once published.
 
-    `born` holds each row's source-observation time (monotonic ns), non-decreasing.
+    `born` holds each row's source-observation time (monotonic ns), non-decreasing; `origins`
+    and `chunk_rows` the request each row answers (None for a chunk merged without one) and
+    its row in that request's chunk.
     """
 
     start: int
     model: np.ndarray
     robot: np.ndarray
     born: np.ndarray
+    origins: tuple[ChunkOrigin | None, ...]
+    chunk_rows: np.ndarray
 
     @property
     def end(self) -> int:
@@ -84,9 +120,13 @@ class ActionQueue:
         self.replace = replace
         empty = np.zeros((0, 0), dtype=np.float32)
         # Replaced whole by writers, read without a lock by everyone.
-        self._rows = _Rows(0, empty, empty, np.zeros(0, dtype=np.int64))
-        # Written by the pop thread only: actions consumed (played or expired) since creation.
+        self._rows = _Rows(0, empty, empty, np.zeros(0, dtype=np.int64), (), _NO_ROWS)
+        # Written by the pop thread only: actions consumed (played or expired) since creation,
+        # and the origin and chunk row of the action the last pop returned (None: it returned
+        # none, or the row had no origin).
         self._index = 0
+        self._last_origin: ChunkOrigin | None = None
+        self._last_row = 0
         # Serialises writers (merge, clear) with each other; `pop` never takes it.
         self._write_lock = threading.Lock()
 
@@ -105,6 +145,7 @@ class ActionQueue:
         """
         rows, index = self._rows, self._index
         at = index - rows.start
+        self._last_origin = None
         if at < 0 or at >= len(rows.born):
             return None, 0
         expired = 0
@@ -117,7 +158,17 @@ class ActionQueue:
             self._index = index + expired
             return None, expired
         self._index = index + expired + 1
+        self._last_origin = rows.origins[at]
+        self._last_row = int(rows.chunk_rows[at])
         return rows.robot[at].copy(), expired
+
+    def last_provenance(self) -> ActionProvenance | None:
+        """Where the action the last `pop` returned came from; None if it returned none.
+
+        Pop thread only, like `pop`.
+        """
+        origin = self._last_origin
+        return None if origin is None else ActionProvenance(origin, self._last_row)
 
     def has_fresh(self, now_ns: int, max_age_ns: int) -> bool:
         """Whether a pop now would return an action (the newest row is the youngest)."""
@@ -155,6 +206,8 @@ class ActionQueue:
         delay: int,
         index_at_send: int,
         born_ns: int,
+        *,
+        origin: ChunkOrigin | None = None,
     ) -> MergeResult:
         """Merge a chunk answering the request sent when the index was `index_at_send`.
 
@@ -178,6 +231,8 @@ class ActionQueue:
                 f"and {len(chunk_robot)}"
             )
         born = np.full(len(chunk_robot), born_ns, dtype=np.int64)
+        origins: tuple[ChunkOrigin | None, ...] = (origin,) * len(chunk_robot)
+        chunk_rows = np.arange(len(chunk_robot), dtype=np.int32)
         with self._write_lock:
             index = self._index
             consumed = index - index_at_send
@@ -190,7 +245,7 @@ class ActionQueue:
                 # Row i answers tick index_at_send + i: rows already in the past are never
                 # reached by the index, which is what trims them.
                 trimmed = min(consumed, len(chunk_robot))
-                rows = _Rows(index_at_send, chunk_model, chunk_robot, born)
+                rows = _Rows(index_at_send, chunk_model, chunk_robot, born, origins, chunk_rows)
             else:
                 trimmed = 0
                 old = self._rows
@@ -201,7 +256,9 @@ class ActionQueue:
                     chunk_model = np.concatenate([old.model[left], chunk_model])
                     chunk_robot = np.concatenate([old.robot[left], chunk_robot])
                     born = np.concatenate([old.born[left], born])
-                rows = _Rows(index, chunk_model, chunk_robot, born)
+                    origins = old.origins[left] + origins
+                    chunk_rows = np.concatenate([old.chunk_rows[left], chunk_rows])
+                rows = _Rows(index, chunk_model, chunk_robot, born, origins, chunk_rows)
             self._rows = rows
             return MergeResult(consumed, trimmed, max(0, rows.end - index), consumed - delay)
 
@@ -210,7 +267,9 @@ class ActionQueue:
         with self._write_lock:
             rows = self._rows
             # Starting at the current index keeps the queue empty however far it advances.
-            self._rows = _Rows(self._index, rows.model[:0], rows.robot[:0], rows.born[:0])
+            self._rows = _Rows(
+                self._index, rows.model[:0], rows.robot[:0], rows.born[:0], (), _NO_ROWS
+            )
 
     @staticmethod
     def _check_width(space: str, queued: np.ndarray, chunk: np.ndarray) -> None:

@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from policylink.client.action_queue import ActionProvenance
 from policylink.wire.messages import Observation
 
 
@@ -65,6 +66,15 @@ class EngineStats:
     superseded: int
     session_id: str
     paused: bool
+    # What the uplink carried (links that encode through a `client.uplink.Uplink`; 0 for
+    # others): observation bytes in all, those of the last request, the JPEG quality now.
+    bytes_sent: int = 0
+    last_request_bytes: int = 0
+    jpeg_quality: int = 0
+
+    @property
+    def bytes_per_request(self) -> float:
+        return self.bytes_sent / self.requests if self.requests else 0.0
 
 
 @dataclass(frozen=True)
@@ -116,3 +126,18 @@ class Engine(Protocol):
     def notify_observation(self, obs: Observation) -> None: ...
 
     def get_action(self) -> np.ndarray | None: ...
+
+    def last_provenance(self) -> ActionProvenance | None:
+        """Which request produced the action the last `get_action()` returned, and its chunk
+        row; None when that was the fallback. Control thread only; takes no lock."""
+        ...
+
+    @property
+    def queue_depth(self) -> int:
+        """Buffered actions left to play; read without a lock."""
+        ...
+
+    def server_identity(self) -> dict[str, str]:
+        """Who computes the chunks now: model, revision, replica, session (empty before the
+        first session opened)."""
+        ...

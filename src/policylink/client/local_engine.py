@@ -76,6 +76,10 @@ class LocalEngine(EngineParts):
         self._worker.stop()
         self._ladder.set_state(EngineState.STOPPED, "stopped by the caller")
 
+    def server_identity(self) -> dict[str, str]:
+        """The policy runs here: its family stands for the model, the replica is this process."""
+        return {"model_id": self._policy.spec.family, "replica": "local", "session_id": "local"}
+
     def _announce_episode(self, episode_id: int) -> None:
         """Nothing to send: the episode's first request carries `episode_start`, on which the
         request step resets the processor's and the policy's per-episode state."""

@@ -3,6 +3,10 @@
 Tick k is due at `start + k / fps`, computed from the start rather than by accumulating
 sleeps, so the rate does not drift. A tick that overruns its period is not made up for with a
 burst: the missed ticks are skipped and counted. A `None` action means hold (nothing is sent).
+
+A `TickRecorder` sees every tick: what the robot observed, what it was sent, where that action
+came from (`ActionProvenance`), the engine's state and buffer. It only takes the record over —
+writing happens on its own thread — so recording adds a hand-over per tick, never disk time.
 """
 
 from __future__ import annotations
@@ -12,15 +16,43 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from policylink.client.engine import Engine
+from policylink.client.action_queue import ActionProvenance
+from policylink.client.engine import Engine, EngineState
 from policylink.client.robot import Robot, RobotLayout
+from policylink.wire.messages import Observation
 
 logger = logging.getLogger(__name__)
 
 TickCallback = Callable[[int, dict, np.ndarray | None], None]
+
+
+@dataclass(frozen=True)
+class TickRecord:
+    """One control tick as the loop lived it.
+
+    `tick` is the tick's index in the loop's schedule (overrun ticks leave gaps), `mono_ns` the
+    monotonic time it began. `action` is what the robot was sent (None: held), `provenance`
+    where it came from (None: the engine's fallback played). The observation's arrays are the
+    robot's own, handed over without a copy: a robot must not overwrite an image it returned.
+    """
+
+    tick: int
+    mono_ns: int
+    observation: Observation
+    action: np.ndarray | None
+    provenance: ActionProvenance | None
+    engine_state: EngineState
+    queue_depth: int
+
+
+class TickRecorder(Protocol):
+    def record_tick(self, record: TickRecord) -> None:
+        """Runs inside the tick: take the record over and return (see `TickRecord`)."""
+        ...
 
 
 @dataclass
@@ -44,12 +76,14 @@ def run_loop(
     layout: RobotLayout | None = None,
     manage_lifecycle: bool = True,
     on_tick: TickCallback | None = None,
+    recorder: TickRecorder | None = None,
 ) -> LoopStats:
     """Drive `robot` from `engine` at `fps` until `duration_s`, `stop`, or the engine dies.
 
     With `manage_lifecycle` the loop connects the robot, starts the engine, and always stops
     the engine and disconnects the robot on the way out; otherwise the caller owns both.
-    `on_tick(tick, observation, action)` runs inside the tick (keep it short).
+    `on_tick(tick, observation, action)` runs inside the tick (keep it short); `recorder`
+    gets a `TickRecord` of every tick, after the action was sent.
     """
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
@@ -77,6 +111,7 @@ def run_loop(
             stop=stop,
             task=task,
             on_tick=on_tick,
+            recorder=recorder,
             stats=stats,
         )
     finally:
@@ -105,6 +140,7 @@ def _tick_forever(
     stop: threading.Event | None,
     task: str,
     on_tick: TickCallback | None,
+    recorder: TickRecorder | None,
     stats: LoopStats,
 ) -> str:
     start = time.perf_counter()
@@ -117,14 +153,28 @@ def _tick_forever(
         began = time.perf_counter()
         if duration_s is not None and began - start >= duration_s:
             return "duration reached"
+        began_ns = time.monotonic_ns()
         raw = robot.get_observation()
-        engine.notify_observation(layout.observation(raw, task))
+        observation = layout.observation(raw, task)
+        engine.notify_observation(observation)
         action = engine.get_action()
         if action is None:
             stats.held_ticks += 1
         else:
             robot.send_action(layout.action_dict(action))
             stats.actions_sent += 1
+        if recorder is not None:
+            recorder.record_tick(
+                TickRecord(
+                    tick,
+                    began_ns,
+                    observation,
+                    action,
+                    engine.last_provenance(),
+                    engine.state,
+                    engine.queue_depth,
+                )
+            )
         if on_tick is not None:
             on_tick(tick, raw, action)
         stats.ticks += 1

@@ -25,7 +25,7 @@ from enum import Enum
 
 import numpy as np
 
-from policylink.client.action_queue import QueueSnapshot
+from policylink.client.action_queue import ChunkOrigin, QueueSnapshot
 from policylink.client.config import ClientConfig
 from policylink.client.control_face import ControlFace
 from policylink.client.engine import EngineState, EngineStats
@@ -206,13 +206,24 @@ class RequestLedger:
                 self._counters.malformed_replies += 1
                 logger.warning("%s: dropped chunk: %s", self._config.client_id, problem)
                 return Verdict(Outcome.MALFORMED, problem)
-            self.latency.add_ns(max(0, received_ns - pending.sent_ns))
+            rtt_ns = max(0, received_ns - pending.sent_ns)
+            self.latency.add_ns(rtt_ns)
+            origin = ChunkOrigin(
+                session_id=self._session_id,
+                seq_id=header.seq_id,
+                episode_id=header.episode_id,
+                queue_wait_ms=msg.queue_wait_ms,
+                inference_ms=msg.inference_ms,
+                rtt_ms=rtt_ns / 1e6,
+                obs_wait_ms=max(0, pending.sent_ns - pending.born_ns) / 1e6,
+            )
             self._face.queue.merge(
                 msg.chunk_model,
                 msg.chunk_robot,
                 pending.delay,
                 pending.index_at_send,
                 pending.born_ns,
+                origin=origin,
             )
             c = self._counters
             c.chunks_merged += 1

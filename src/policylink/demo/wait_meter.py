@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from policylink.client.action_queue import ActionProvenance
 from policylink.client.engine import Engine, EngineState, EngineStats, Transition
 from policylink.wire.messages import Observation
 
@@ -65,6 +66,16 @@ class WaitMeter:
 
     def notify_observation(self, obs: Observation) -> None:
         self.engine.notify_observation(obs)
+
+    def last_provenance(self) -> ActionProvenance | None:
+        return self.engine.last_provenance()
+
+    @property
+    def queue_depth(self) -> int:
+        return self.engine.queue_depth
+
+    def server_identity(self) -> dict[str, str]:
+        return self.engine.server_identity()
 
     def get_action(self) -> np.ndarray | None:
         began = time.perf_counter()

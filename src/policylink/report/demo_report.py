@@ -165,6 +165,28 @@ def _summary_rows(summaries: list[PhaseSummary]) -> list[list[str]]:
     return rows
 
 
+def _filmstrips(page: Page, folder: Path) -> None:
+    """What each robot saw in its first recorded episode, a still every few seconds."""
+    from policylink.episodes.reader import RecordingError, open_recordings
+    from policylink.report.filmstrip import stills
+
+    try:
+        recordings = open_recordings(folder)
+    except RecordingError:
+        return
+    page.heading("What each robot saw")
+    for recording in recordings:
+        if not recording.episodes or not recording.cameras:
+            continue
+        camera = recording.cameras[0]
+        phase = recording.dir.parent.name
+        page.filmstrip(
+            stills(recording.episodes[0], camera),
+            f"{recording.robot} ({phase}), first episode, camera {camera}; the full videos: "
+            f"policylink report {folder}",
+        )
+
+
 def write_report(
     run_dir: Path,
     *,
@@ -173,7 +195,9 @@ def write_report(
     summaries: list[PhaseSummary],
     comparison: Comparison | None,
     fps: float,
+    recording: Path | None = None,
 ) -> tuple[Path, Path]:
+    """`recording`: the `--record` folder, whose videos give each robot a filmstrip."""
     data = figures(phases, fps)
     results = {
         "settings": settings,
@@ -212,6 +236,8 @@ def write_report(
     page.heading("Plots")
     for figure_svg, caption in _plots(data):
         page.figure(figure_svg, caption)
+    if recording is not None:
+        _filmstrips(page, recording)
     page.heading("Settings")
     page.preformatted(json.dumps(settings, indent=2))
     html_path = run_dir / "report.html"

@@ -1,7 +1,11 @@
-"""A self-contained HTML page: inline CSS, inline SVG figures, no script, no network."""
+"""A self-contained HTML page: inline CSS, inline SVG figures, no script, no network.
+
+Videos and images are embedded as `data:` URIs, so the page is one file that opens offline.
+"""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from html import escape
 
@@ -20,6 +24,8 @@ figcaption { font-size: 0.9em; color: #555; }
             padding: 0.6em 1em; }
 code, pre { background: #f6f6f6; }
 pre { padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
+video { max-width: 100%; margin-right: 0.5em; }
+.strip img { margin: 0 2px 2px 0; }
 """
 
 
@@ -47,6 +53,26 @@ class Page:
     def figure(self, svg: str, caption: str) -> None:
         """`svg` comes from `policylink.report.svg`, which escapes every text it draws."""
         self._parts.append(f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>")
+
+    def videos(self, clips: Sequence[tuple[str, bytes]], caption: str) -> None:
+        """MP4 clips side by side, each labelled; they play in any browser with H.264."""
+        tags = "".join(
+            f'<video controls muted preload="auto" title="{escape(label)}" '
+            f'src="data:video/mp4;base64,{base64.b64encode(mp4).decode()}"></video>'
+            for label, mp4 in clips
+        )
+        self._parts.append(f"<figure>{tags}<figcaption>{escape(caption)}</figcaption></figure>")
+
+    def filmstrip(self, frames: Sequence[tuple[str, bytes]], caption: str) -> None:
+        """JPEG stills in a row, each with a hover label (e.g. its time)."""
+        tags = "".join(
+            f'<img alt="{escape(label)}" title="{escape(label)}" '
+            f'src="data:image/jpeg;base64,{base64.b64encode(jpeg).decode()}">'
+            for label, jpeg in frames
+        )
+        self._parts.append(
+            f'<figure class="strip">{tags}<figcaption>{escape(caption)}</figcaption></figure>'
+        )
 
     def preformatted(self, text: str) -> None:
         self._parts.append(f"<pre>{escape(text)}</pre>")
