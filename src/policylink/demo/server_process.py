@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -29,9 +30,16 @@ TASK_SLUG = "reach_track"
 
 
 def demo_manifest(
-    port: int, policy_size: str, cameras: list[dict[str, Any]], fps: float, robots: int
+    port: int,
+    policy_size: str,
+    cameras: list[dict[str, Any]],
+    fps: float,
+    robots: int,
+    *,
+    host: str = "127.0.0.1",
 ) -> dict[str, Any]:
-    """The expert for `SimArm` behind a loopback endpoint, with room for every robot."""
+    """The expert for `SimArm` behind a `host` endpoint (loopback, or the server's end of a real
+    link), with room for every robot."""
     return {
         "policy": {
             "kind": "sim_expert",
@@ -43,7 +51,7 @@ def demo_manifest(
         "max_sessions": robots,
         "warmup_inferences": 2,
         "rtc": {"enabled": True, "execution_horizon": 10},
-        "zenoh": {"mode": "peer", "listen": [f"tcp/127.0.0.1:{port}"]},
+        "zenoh": {"mode": "peer", "listen": [f"tcp/{host}:{port}"]},
     }
 
 
@@ -52,9 +60,16 @@ class ServerStartError(RuntimeError):
 
 
 class ServerProcess:
-    """Owns one `policylink serve` child: `start()` returns once it serves, `stop()` drains it."""
+    """Owns one `policylink serve` child: `start()` returns once it serves, `stop()` drains it.
 
-    def __init__(self, manifest: dict[str, Any], run_dir: Path) -> None:
+    `command_prefix` goes before its command line: `ip netns exec <namespace>` puts it behind
+    a real link (`policylink.net.real_link`).
+    """
+
+    def __init__(
+        self, manifest: dict[str, Any], run_dir: Path, command_prefix: Sequence[str] = ()
+    ) -> None:
+        self.command_prefix = list(command_prefix)
         self.manifest_path = run_dir / "server_manifest.yaml"
         self.log_path = run_dir / "server.log"
         self.manifest_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
@@ -67,7 +82,10 @@ class ServerProcess:
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> ServerProcess:
         self._log = self.log_path.open("w")
-        command = [sys.executable, "-c", _LAUNCH, "serve", "--manifest", str(self.manifest_path)]
+        command = [
+            *self.command_prefix,
+            *(sys.executable, "-c", _LAUNCH, "serve", "--manifest", str(self.manifest_path)),
+        ]
         # This interpreter running policylink on a manifest this process wrote: nothing untrusted.
         self._process = process = subprocess.Popen(  # noqa: S603
             command, stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1
