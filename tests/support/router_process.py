@@ -35,9 +35,11 @@ class RouterProcess:
         *,
         scheme: str = "tcp",
         options: Sequence[str] = (),
+        endpoint: str | None = None,
     ) -> None:
-        """`scheme` `tls` with `options` (`--tls-*`, `--acl`) runs a router with mTLS."""
-        self.endpoint = f"{scheme}/127.0.0.1:{free_port()}"
+        """`scheme` `tls` with `options` (`--tls-*`, `--acl`) runs a router with mTLS;
+        `endpoint` (a killed router's) restarts one where its clients keep dialling."""
+        self.endpoint = endpoint or f"{scheme}/127.0.0.1:{free_port()}"
         self.stdout_path = workdir / f"{name}.out"
         self.stderr_path = workdir / f"{name}.err"
         command = [sys.executable, "-c", "from policylink.cli.main import main; main()"]

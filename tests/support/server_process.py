@@ -63,7 +63,15 @@ def server_python() -> str:
 class ServerProcess:
     """Started from a manifest dict; `wait_serving()` blocks until its "serving" line."""
 
-    def __init__(self, manifest: dict[str, Any], workdir: Path, name: str = "server") -> None:
+    def __init__(
+        self,
+        manifest: dict[str, Any],
+        workdir: Path,
+        name: str = "server",
+        *,
+        log_level: str = "WARNING",
+    ) -> None:
+        """`log_level` INFO writes the server's audit lines to its stderr file."""
         self.manifest = manifest
         path = workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(manifest))
@@ -73,7 +81,7 @@ class ServerProcess:
         command = [server_python(), "-c", _SERVE, verified, "serve", "--manifest", str(path)]
         with self.stdout_path.open("w") as out, self.stderr_path.open("w") as err:
             self.process = subprocess.Popen(
-                [*command, "--log-level", "WARNING"],
+                [*command, "--log-level", log_level],
                 cwd=REPO,
                 env={**os.environ, "PYTHONPATH": str(REPO)},
                 stdout=out,

@@ -121,8 +121,9 @@ class RemoteEngine(EngineParts):
     def _watch_link(self, now_ns: int) -> None:
         if not self._transport.server_alive():
             if not self._presence_lost:
+                # The request in flight is kept: a draining server still answers it (see
+                # `SessionLink.declare_lost`).
                 self._presence_lost = True
-                self._ladder.abandon("server presence lost")
                 self._ladder.note_trouble("server presence lost")
             return
         age = self._ledger.pending_age_ns(now_ns)

@@ -65,6 +65,8 @@ class SessionLink:
         self._timeouts_in_row = 0
         # The cameras the open session's policy reads (None before the first ack).
         self._cameras: frozenset[str] | None = None
+        # Who serves the open session: one dict replaced whole at each (re)open, read anywhere.
+        self.server_identity: dict[str, str] = {}
 
     @property
     def lost(self) -> str | None:
@@ -146,11 +148,16 @@ class SessionLink:
             self.declare_lost(f"{self._timeouts_in_row} requests in a row timed out")
 
     def declare_lost(self, reason: str) -> None:
-        """RECONNECTING: the first attempt is due at once, then back off."""
+        """RECONNECTING: the first attempt is due at once, then back off.
+
+        The request in flight stays outstanding until a session reopens (which voids it): a
+        draining server still answers what it took, and that chunk plays while the robot
+        looks for a server (a chunk of a dead one never comes; one of a replica the robot
+        left is stale by then)."""
         if self._lost is not None:
             return
         self._lost = reason
-        self._ladder.abandon(reason)
+        self._ladder.note_trouble(reason)
         self._next_attempt_ns = 0
         self._backoff_s = self._config.reconnect_initial_backoff_s
         self._ladder.set_state(EngineState.RECONNECTING, reason)
@@ -205,6 +212,13 @@ class SessionLink:
         """Take merge mode, prefix horizon and identity from an ack; returns a log line."""
         caps = ack.capabilities
         self._cameras = frozenset(camera.name for camera in caps.cameras)
+        self.server_identity = {
+            "model_id": caps.model_id,
+            "revision": caps.revision,
+            "replica": getattr(self._link, "replica", None) or "",
+            "server_version": caps.server_version,
+            "session_id": ack.session_id,
+        }
         self._ledger.open_session(
             replace=ack.rtc_enabled,
             horizon=self._config.rtc_horizon or caps.rtc_execution_horizon or None,
