@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from policylink.client import ClientConfig, Engine, RemoteEngine, RobotLayout, SyncEngine, run_loop
 from policylink.client.link import ClientLink
 from policylink.client.links import make_link
 from policylink.client.links.impairment import ImpairedLink, NetworkImpairment
 from policylink.demo.wait_meter import WaitMeter
+from policylink.episodes import Recorder
 from policylink.sim import CameraConfig, SimArm
 from policylink.sim.task import EpisodeResult, ReachTrackConfig
 
@@ -32,12 +35,20 @@ class FleetConfig:
     task: ReachTrackConfig = field(default_factory=ReachTrackConfig)
     cameras: tuple[CameraConfig, ...] = (CameraConfig("top"),)
     buffer_time_s: float = 0.8
+    # The async engine's merge: RTC (replace, the unexecuted prefix guides the next chunk) or
+    # append behind what is left (`ClientConfig.rtc`).
+    rtc: bool = True
     jpeg_quality: int = 90
     impairment: NetworkImpairment = field(default_factory=NetworkImpairment)
+    # The network the robots' endpoint leads through when it is not the wrapper's (a real link,
+    # `policylink.net.real_link`); phases and reports name it instead of `impairment`.
+    network: str = ""
     # Loopback plus any added delay answers well within a second: past that, the message was
     # lost (--loss), and waiting the client's default 5 s would stall a robot for nothing.
     request_timeout_s: float = 1.0
     timeouts_before_reconnect: int = 5
+    # Record every robot's episodes under `record/<engine>/<robot>` (`policylink.episodes`).
+    record: Path | None = None
 
     @property
     def fps(self) -> float:
@@ -65,6 +76,7 @@ class RobotRecord:
     requests: int = 0
     chunks_merged: int = 0
     timeouts: int = 0
+    bytes_sent: int = 0
     dropped_by_link: int = 0
     rtt_ms: list[float] = field(default_factory=list)
     queue_depth: list[tuple[float, int]] = field(default_factory=list)
@@ -127,6 +139,7 @@ class RobotDriver:
             client_id=self.name,
             fps=config.fps,
             buffer_time_s=config.buffer_time_s,
+            rtc=config.rtc,
             jpeg_quality=config.jpeg_quality,
             request_timeout_s=config.request_timeout_s,
             timeouts_before_reconnect=config.timeouts_before_reconnect,
@@ -171,6 +184,7 @@ class RobotDriver:
             self.record.requests = stats.requests
             self.record.chunks_merged = stats.chunks_merged
             self.record.timeouts = stats.timeouts
+            self.record.bytes_sent = stats.bytes_sent
             self.record.transitions = [
                 (t.at_s - self.origin_s, t.state.value) for t in engine.transitions()
             ]
@@ -182,6 +196,27 @@ class RobotDriver:
                 self._engine = None
 
     def _episodes(self, engine: Engine, layout: RobotLayout) -> None:
+        recorder = self._recorder(layout)
+        try:
+            self._play(engine, layout, recorder)
+        finally:
+            if recorder is not None:
+                recorder.close()
+
+    def _recorder(self, layout: RobotLayout) -> Recorder | None:
+        if self.config.record is None:
+            return None
+        client = self._client_config()
+        return Recorder(
+            self.config.record / self.engine_kind / self.name,
+            layout,
+            fps=self.config.fps,
+            robot=self.name,
+            client=asdict(client),
+            fallback=client.fallback.value,
+        )
+
+    def _play(self, engine: Engine, layout: RobotLayout, recorder: Recorder | None) -> None:
         meter = WaitMeter(engine)
         for _ in range(self.config.episodes):
             if self.abort.is_set() or engine.failed:
@@ -189,15 +224,24 @@ class RobotDriver:
             self.robot.reset()
             engine.reset()
             ticks = _TickRecorder(self, engine, meter)
-            loop = run_loop(
-                self.robot,
-                meter,
-                self.config.fps,
-                stop=ticks.stop,
-                layout=layout,
-                manage_lifecycle=False,
-                on_tick=ticks,
-            )
+            with (
+                nullcontext()
+                if recorder is None
+                else recorder.episode(server=engine.server_identity())
+            ) as recording:
+                loop = run_loop(
+                    self.robot,
+                    meter,
+                    self.config.fps,
+                    stop=ticks.stop,
+                    layout=layout,
+                    manage_lifecycle=False,
+                    on_tick=ticks,
+                    recorder=recording,
+                )
+                if recording is not None and self.robot.episode_done:
+                    result = self.robot.results[-1]
+                    recording.outcome = {"success": result.success, "result": result.describe()}
             self.record.ticks += loop.ticks
             self.record.skipped_ticks += loop.skipped_ticks
             if self.robot.episode_done:
@@ -279,7 +323,7 @@ class Fleet:
             driver.thread.join()
         return PhaseRecord(
             engine=self.engine_kind,
-            impairment=self.config.impairment.describe(),
+            impairment=self.config.network or self.config.impairment.describe(),
             robots=[driver.record for driver in self.drivers],
             wall_s=time.monotonic() - self.origin_s,
         )

@@ -3,6 +3,10 @@
 Four chart shapes cover the demo: lines over time, overlaid histograms, grouped bars and
 state timelines. Each takes plain lists, so the JSON next to the report holds exactly what
 was drawn.
+
+Lines that share values would hide one another (two engines both at 100 % success), so a line
+drawn over an earlier one is lifted a few pixels where they meet, dashed so the one below shows
+through, and, when it coincides with that line everywhere, its legend says so.
 """
 
 from __future__ import annotations
@@ -18,6 +22,12 @@ _MARGIN = (28, 20, 44, 58)  # top, right, bottom, left
 _AXIS = "#555"
 _GRID = "#e4e4e4"
 _FONT = 'font-family="system-ui, sans-serif" font-size="11"'
+# A point closer than this to an earlier line's point (pixels, each axis) would hide under it.
+_COINCIDENT_PX = 1.0
+_LIFT_PX = 3.0
+_DASHES = ("6 3", "2 3", "8 3 2 3")
+_MARKERS = ("circle", "square", "triangle", "diamond", "triangle-down")
+_MARKER_R = 3.5
 
 
 @dataclass(frozen=True)
@@ -114,15 +124,26 @@ class _Frame:
         return parts
 
 
-def _svg(title: str, body: list[str], legend: list[tuple[str, str]]) -> str:
+def _square(x: float, colour: str) -> str:
+    return f'<rect x="{x}" y="8" width="10" height="10" fill="{colour}"/>'
+
+
+def _svg(
+    title: str,
+    body: list[str],
+    legend: list[tuple[str, str]],
+    swatches: Sequence[str] | None = None,
+) -> str:
+    """`swatches` (one per legend entry, each 20 px wide from x=0) replace the colour squares."""
     items = []
     x = _MARGIN[3]
-    for name, colour in legend:
-        items.append(
-            f'<rect x="{x}" y="8" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{x + 14}" y="17" {_FONT}>{escape(name)}</text>'
-        )
-        x += 22 + 7 * len(name)
+    for index, (name, colour) in enumerate(legend):
+        if swatches is None:
+            swatch, width = _square(x, colour), 10
+        else:
+            swatch, width = f'<g transform="translate({x} 0)">{swatches[index]}</g>', 20
+        items.append(f'{swatch}<text x="{x + width + 4}" y="17" {_FONT}>{escape(name)}</text>')
+        x += width + 12 + 7 * len(name)
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" role="img" '
         f'aria-label="{escape(title)}" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
@@ -138,23 +159,72 @@ def _empty(title: str) -> str:
     )
 
 
-def line_chart(title: str, series: Sequence[Series], x_label: str, y_label: str) -> str:
+def _marker(shape: str, x: float, y: float, colour: str) -> str:
+    r = _MARKER_R
+    paint = f'fill="{colour}" stroke="#fff" stroke-width="0.8"'
+    if shape == "circle":
+        return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" {paint}/>'
+    if shape == "square":
+        return f'<rect x="{x - r:.1f}" y="{y - r:.1f}" width="{2 * r}" height="{2 * r}" {paint}/>'
+    corners = {
+        "triangle": ((0, -r * 1.2), (r * 1.1, r * 0.8), (-r * 1.1, r * 0.8)),
+        "triangle-down": ((0, r * 1.2), (r * 1.1, -r * 0.8), (-r * 1.1, -r * 0.8)),
+        "diamond": ((0, -r * 1.3), (r * 1.1, 0), (0, r * 1.3), (-r * 1.1, 0)),
+    }[shape]
+    path = " ".join(f"{x + dx:.1f},{y + dy:.1f}" for dx, dy in corners)
+    return f'<polygon points="{path}" {paint}/>'
+
+
+def _near(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return abs(a[0] - b[0]) < _COINCIDENT_PX and abs(a[1] - b[1]) < _COINCIDENT_PX
+
+
+def line_chart(
+    title: str, series: Sequence[Series], x_label: str, y_label: str, *, markers: bool = False
+) -> str:
+    """One polyline per series; `markers` puts a shape of its own on each point and in the
+    legend (for sparse series such as a sweep, where a point under another's must still show)."""
     points = [(x, y) for s in series for x, y in zip(s.xs, s.ys, strict=True)]
     if not points:
         return _empty(title)
     xs, ys = zip(*points, strict=True)
     frame = _Frame((min(xs), max(xs)), (min(0.0, *ys), max(ys)))
     body = frame.axes(x_label, y_label)
-    for s in series:
-        if not s.xs:
-            continue
-        path = " ".join(
-            f"{frame.x(x):.1f},{frame.y(y):.1f}" for x, y in zip(s.xs, s.ys, strict=True)
+    drawn: list[tuple[Series, list[tuple[float, float]]]] = []
+    legend, swatches = [], []
+    for index, s in enumerate(series):
+        pixels = [(frame.x(x), frame.y(y)) for x, y in zip(s.xs, s.ys, strict=True)]
+        # How many earlier lines each point would hide under: lift it that many steps.
+        under = [sum(any(_near(p, q) for q in earlier) for _, earlier in drawn) for p in pixels]
+        lifted = [(x, y - _LIFT_PX * n) for (x, y), n in zip(pixels, under, strict=True)]
+        dash = _DASHES[(index - 1) % len(_DASHES)] if any(under) else ""
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        shape = _MARKERS[index % len(_MARKERS)]
+        if lifted:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in lifted)
+            body.append(
+                f'<polyline fill="none" stroke="{s.colour}" stroke-width="1.5"{dash_attr} '
+                f'points="{path}"/>'
+            )
+        if markers:
+            body.extend(_marker(shape, x, y, s.colour) for x, y in lifted)
+        same_as = next(
+            (
+                other.name
+                for other, earlier in drawn
+                if pixels
+                and len(earlier) == len(pixels)
+                and all(_near(p, q) for p, q in zip(pixels, earlier, strict=True))
+            ),
+            None,
         )
-        body.append(
-            f'<polyline fill="none" stroke="{s.colour}" stroke-width="1.5" points="{path}"/>'
+        legend.append((s.name if same_as is None else f"{s.name} (= {same_as})", s.colour))
+        swatches.append(
+            f'<line x1="0" y1="13" x2="20" y2="13" stroke="{s.colour}" stroke-width="2"'
+            f"{dash_attr}/>{_marker(shape, 10, 13, s.colour)}"
         )
-    return _svg(title, body, [(s.name, s.colour) for s in series])
+        drawn.append((s, pixels))
+    return _svg(title, body, legend, swatches if markers else None)
 
 
 def histogram(

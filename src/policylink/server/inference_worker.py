@@ -44,7 +44,7 @@ from policylink.server.core import ServerCore
 from policylink.server.session import Work
 from policylink.server.validation import check_observation
 from policylink.wire.errors import ErrorCode, WireError
-from policylink.wire.header import MsgType
+from policylink.wire.header import Header, MsgType
 from policylink.wire.messages import ActionChunk, ErrorReply, Observation
 
 log = logging.getLogger("policylink.server")
@@ -316,11 +316,26 @@ class InferenceWorker:
                 superseded=work.superseded,
                 server_load=self.core.load.current(),
             )
-        self._send(work, reply)
+        header = self._send(work, reply)
+        capture = self.core.capture
+        if capture is not None:
+            capture.record(
+                session_id=work.session.session_id,
+                client=work.session.client,
+                protocol=work.session.transport,
+                request_header=work.request.header,
+                payload=work.request.payload,
+                observation=None if row.prepared is None else row.prepared.request.observation,
+                reset=work.reset,
+                rtc=work.session.rtc_enabled,
+                batch_size=batch_size,
+                reply_header=header,
+                reply=reply,
+            )
         inference_ms = reply.inference_ms if isinstance(reply, ActionChunk) else 0.0
         self._account(work, reply, row.queue_wait_ms, inference_ms, batch_size)
 
-    def _send(self, work: Work, reply: ActionChunk | ErrorReply) -> None:
+    def _send(self, work: Work, reply: ActionChunk | ErrorReply) -> Header:
         msg_type = MsgType.ACTION_CHUNK if isinstance(reply, ActionChunk) else MsgType.ERROR
         header = work.request.header.echo(msg_type, work.session.schema_version)
         try:
@@ -328,16 +343,7 @@ class InferenceWorker:
         except Exception:  # a dead link for one robot must not stop the worker
             log.exception("reply to session %s failed", work.session.session_id)
             self.core.metrics.dropped.labels("reply_failed").inc()
-        capture = self.core.capture
-        if capture is not None:
-            capture.record(
-                session_id=work.session.session_id,
-                client=work.session.client,
-                request_header=work.request.header,
-                payload=work.request.payload,
-                reply_header=header,
-                reply=reply,
-            )
+        return header
 
     def _account(
         self,
