@@ -35,8 +35,6 @@ import re
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -44,20 +42,25 @@ from typing import Any
 
 from benchmarks.timing import percentile
 from policylink import wire
-from policylink.net.ports import free_port
 from policylink.net.zenoh_session import gather, open_zenoh_session
 from policylink.net.zenoh_settings import ZenohSettings
 from policylink.server import serving_modes
 from tests.support import attackers
 from tests.support import hostile_traffic as hostile
+from tests.support.fuzz_setup import (
+    CAMERA,
+    CHUNK_SIZE,
+    ECHO_FAMILY,
+    FPS,
+    MAX_SESSIONS,
+    STATE_DIM,
+    echo_manifest,
+    http_get,
+)
 from tests.support.server_process import ServerProcess
 from tests.support.servers import loopback_manifest_data
 from tests.support.steady_robots import RobotPlan, SteadyRobotsProcess
 
-ECHO_FAMILY = "tests.echo"  # tests.server.policies.ECHO_FAMILY, without importing torch here
-STATE_DIM, CHUNK_SIZE, FPS = 6, 8, 50.0
-CAMERA = wire.CameraSpec("front", 32, 32)
-MAX_SESSIONS = 16
 ROBOTS = ["steady-a", "steady-b"]
 P99_RATIO_LIMIT = 2.0
 ATTACKER_NICE = 19
@@ -127,26 +130,7 @@ class AttackJob:
 
 
 def _manifest() -> dict[str, Any]:
-    params = {
-        "state_dim": STATE_DIM,
-        "chunk_size": CHUNK_SIZE,
-        "trained_fps": FPS,
-        "cameras": [{"name": CAMERA.name, "height": CAMERA.height, "width": CAMERA.width}],
-    }
-    return loopback_manifest_data(
-        {
-            "policy": {
-                "kind": "python",
-                "factory": "tests.server.policies:build_echo",
-                "params": params,
-            },
-            "serving_mode": "shared",
-            "max_sessions": MAX_SESSIONS,
-            "torch_threads": 1,
-            "health_port": free_port(),
-            "openpi": {"enabled": True, "port": 0, "key_map": "aloha"},
-        }
-    )
+    return loopback_manifest_data(echo_manifest(torch_threads=1))
 
 
 @contextlib.contextmanager
@@ -216,18 +200,8 @@ class ProcessWatch:
         self._thread.join()
 
 
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError as exc:
-        return 0, str(exc)
-
-
 def _metrics(port: int) -> dict[str, float]:
-    status, text = _get(port, "/metrics")
+    status, text = http_get(port, "/metrics")
     if status != 200:
         return {}
     samples = {}
@@ -568,7 +542,7 @@ def _measure(server: ServerProcess, pace: Pace, began: float) -> dict[str, Any]:
         time.sleep(quiet_s)
         quiet_after = robots.round_trips_ms(quiet_from, time.monotonic_ns())
         after = watch.sample()
-        health = _get(health_port, "/healthz")
+        health = http_get(health_port, "/healthz")
         metrics_after = _metrics(health_port)
         server_alive = server.process.poll() is None
         log = _log_problems(server.stderr_path, log_mark)

@@ -19,6 +19,8 @@ from policylink.client import (
     SyncEngine,
 )
 from policylink.net.ports import free_port
+from policylink.net.zenoh_session import open_zenoh_session
+from policylink.net.zenoh_settings import ZenohSettings
 from policylink.wire import ErrorCode, Observation
 from tests.client.conftest import ECHO, TRACE, endpoint_of, python_policy
 from tests.client.policies import RAISE_MARKER
@@ -203,3 +205,24 @@ def test_reset_is_acknowledged_by_the_server(
             what="reset acknowledgement",
         )
     assert engine.stats.episode_id == 1
+
+
+def test_a_flood_of_unreadable_action_messages_is_counted_but_logged_once(
+    start_server: StartServer, start_engine: StartEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = trace_server(start_server)
+    engine = start_engine(endpoint_of(app), LAYOUT, client_id="flooded-arm")
+    link = engine._transport
+    peer = open_zenoh_session(ZenohSettings(mode="client", connect=[endpoint_of(app)]))
+    try:
+        with caplog.at_level("WARNING", logger="policylink.client"):
+            for _ in range(200):
+                peer.put("@policylink/**", b"not a policylink message")
+            wait_for(lambda: link.malformed_replies == 200, what="every garbage put to arrive")
+    finally:
+        peer.close()
+    warnings = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("flooded-arm: dropped 1 unreadable action message(s)")
+    engine.notify_observation(obs(3.0))
+    wait_for(lambda: engine.stats.chunks_merged >= 1, what="a chunk after the flood")

@@ -125,6 +125,14 @@ def test_float_images_in_unit_range_become_uint8():
     assert image.dtype == np.uint8 and image.tolist() == [[[0, 128, 255]]]
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_float_image_with_non_finite_pixels_is_refused(bad: float):
+    image = np.full((2, 2, 3), 0.5, np.float32)
+    image[1, 1, 2] = bad
+    with pytest.raises(ImageError, match="finite values"):
+        to_rgb_hwc(image, "img")
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [

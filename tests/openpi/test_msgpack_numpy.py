@@ -109,3 +109,18 @@ def test_malformed_bytes_raise_a_decode_error(frame: bytes):
 def test_decoded_arrays_are_read_only_views():
     decoded = unpackb(openpi_msgpack.packb({"x": np.zeros(3, np.float32)}))
     assert not decoded["x"].flags.writeable
+
+
+def test_a_float_scalar_too_large_for_its_dtype_is_refused_not_made_infinite():
+    frame = msgpack.packb(
+        {b"__npgeneric__": True, b"data": 1e10, b"dtype": "<f2"}, use_bin_type=True
+    )
+    with pytest.raises(TensorError, match="does not fit in float16"):
+        unpackb(frame)
+
+
+def test_an_infinite_float_scalar_sent_as_such_stays_infinite():
+    frame = msgpack.packb(
+        {b"__npgeneric__": True, b"data": float("inf"), b"dtype": "<f2"}, use_bin_type=True
+    )
+    assert np.isinf(unpackb(frame))

@@ -222,6 +222,15 @@ def test_wrong_api_key_is_a_contract_refusal(serve, transports):
     assert isinstance(reply, ErrorReply) and reply.code is ErrorCode.UNAUTHORIZED
 
 
+def test_a_locked_out_address_hears_rate_limited_not_an_internal_error(serve, transports):
+    served = serve(api_key="s3cret", openpi={"auth_max_failures": 1, "auth_lockout_s": 30.0})
+    wrong = connected(served.url(), transports, api_key="nope").handshake(open_request(), 5)
+    assert isinstance(wrong, ErrorReply) and wrong.code is ErrorCode.UNAUTHORIZED
+    locked = connected(served.url(), transports, api_key="s3cret").handshake(open_request(), 5)
+    assert isinstance(locked, ErrorReply) and locked.code is ErrorCode.RATE_LIMITED
+    assert "locked this address out" in locked.message
+
+
 def test_api_key_is_read_from_the_variable_the_config_names(serve, monkeypatch):
     served = serve(api_key="s3cret")
     monkeypatch.setenv("ROBOT_OPENPI_KEY", "s3cret")

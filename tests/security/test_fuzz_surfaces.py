@@ -24,11 +24,8 @@ import socket
 import struct
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pytest
@@ -36,25 +33,28 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpi_client.websocket_client_policy import WebsocketClientPolicy
 
-from policylink.net.ports import free_port
 from policylink.net.zenoh_session import open_zenoh_session
 from policylink.net.zenoh_settings import ZenohSettings
 from policylink.server import health, serving_modes
 from policylink.server import metrics as server_metrics
 from policylink.server.app import ServerApp
-from policylink.wire import CameraSpec
-from tests.server.policies import ECHO_FAMILY
 from tests.support import attackers
 from tests.support import hostile_traffic as hostile
+from tests.support.fuzz_setup import (
+    CAMERA,
+    ECHO_FAMILY,
+    FPS,
+    MAX_SESSIONS,
+    STATE_DIM,
+    echo_manifest,
+    http_get,
+)
 from tests.support.servers import in_process_servers
 from tests.support.steady_robots import RobotPlan, SteadyRobot
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
-STATE_DIM, CHUNK_SIZE, FPS = 6, 8, 50.0
-CAMERA = CameraSpec("front", 32, 32)
-MAX_SESSIONS = 16
 GOOD_ROBOTS = ("good-a", "good-b")
 # The seeded burst: messages per class, by surface (OpenPI and HTTP answer each one in turn).
 SEEDED = {"zenoh": 250, "openpi": 50, "http": 40}
@@ -69,28 +69,6 @@ ATTACKER_WORDS = ("flood-", "ghost-", "mallory", "usurper", "fuzz", "evil", "alp
 MAX_SERIES = 400
 # Half-written requests held open at once: more than the health port serves at a time.
 SLOW_CLIENTS = health.MAX_CONNECTIONS + 36
-
-
-def _echo_manifest() -> dict[str, Any]:
-    params = {
-        "state_dim": STATE_DIM,
-        "chunk_size": CHUNK_SIZE,
-        "trained_fps": FPS,
-        "cameras": [{"name": CAMERA.name, "height": CAMERA.height, "width": CAMERA.width}],
-    }
-    return {
-        "policy": {
-            "kind": "python",
-            "factory": "tests.server.policies:build_echo",
-            "params": params,
-        },
-        "serving_mode": "shared",
-        "max_sessions": MAX_SESSIONS,
-        "health_port": free_port(),
-        "openpi": {"enabled": True, "port": 0, "key_map": "aloha"},
-        # Sessions that a flood opens and never uses give their slot back soon.
-        "session_first_observation_timeout_s": 2.0,
-    }
 
 
 class Tripwire:
@@ -196,14 +174,6 @@ class Attack:
     good_sessions_at_end: dict[str, str]
 
 
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
     tripwire = Tripwire()
@@ -213,7 +183,8 @@ def served() -> Iterator[Served]:
     try:
         with pytest.MonkeyPatch.context() as patch, in_process_servers() as start:
             patch.setitem(serving_modes.VERIFIED_FAMILIES, ECHO_FAMILY, serving_modes.SHARED)
-            app = start(_echo_manifest())
+            # Sessions that a flood opens and never uses give their slot back soon.
+            app = start(echo_manifest(session_first_observation_timeout_s=2.0))
             assert app.openpi is not None and app.health_port
             plan = RobotPlan(
                 app.manifest.zenoh.listen[0], STATE_DIM, (CAMERA,), fps=FPS, buffer_time_s=0.1
@@ -291,7 +262,7 @@ def attack(served: Served, request: pytest.FixtureRequest) -> Attack:
             seconds=time.monotonic() - began,
             replies_on_action_keys=dict(zenoh_attacker.replies_seen),
             non_finite_chunks=zenoh_attacker.non_finite_chunks,
-            metrics_at_end=_get(app.health_port, "/metrics")[1],
+            metrics_at_end=http_get(app.health_port, "/metrics")[1],
             sessions_at_end=app.core.registry.count(),
             good_sessions_at_end=_good_sessions(served),
         )
@@ -334,7 +305,7 @@ def test_every_attack_class_reached_the_server(attack: Attack) -> None:
 
 def test_server_stays_healthy_under_hostile_traffic(served: Served, attack: Attack) -> None:
     assert served.app.healthy()
-    assert _get(served.app.health_port or 0, "/healthz") == (200, "ok\n")
+    assert http_get(served.app.health_port or 0, "/healthz") == (200, "ok\n")
 
 
 def test_every_query_the_server_matches_is_answered(attack: Attack) -> None:
@@ -419,7 +390,7 @@ def test_slow_http_clients_neither_pin_threads_nor_block_health(served: Served) 
             with contextlib.suppress(OSError):  # not accepted (yet), or already refused
                 sock.send(b"GET /healthz HTTP/1.1\r\n")
         threads = _health_threads()
-        assert _get(port, "/healthz") == (200, "ok\n")
+        assert http_get(port, "/healthz") == (200, "ok\n")
         assert 0 < threads <= health.MAX_CONNECTIONS, threads
     finally:
         for sock in held:
@@ -439,7 +410,7 @@ def test_a_client_that_hangs_up_mid_request_leaves_no_traceback(
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
     # A positive event: a request after them is answered, so their handlers have run.
-    assert _get(port, "/healthz")[0] == 200
+    assert http_get(port, "/healthz")[0] == 200
     time.sleep(0.2)
     assert "Traceback" not in capfd.readouterr().err
 

@@ -13,6 +13,7 @@ import pytest
 from policylink import wire
 from policylink.policy.registry import PolicyConfig
 from policylink.server import audit
+from policylink.server import core as core_module
 from policylink.server.core import ServerCore
 from policylink.server.manifest import Manifest
 from policylink.server.metrics import CLOSE_REASONS, OTHER
@@ -90,9 +91,9 @@ def test_a_success_forgets_earlier_failures():
 # --- the core enforces them --------------------------------------------------------------------
 
 
-def make_core(**manifest: object) -> ServerCore:
+def make_core(max_sessions: int = 8, **manifest: object) -> ServerCore:
     policy = EchoPolicy(PolicyConfig(params={"state_dim": 2}))
-    return ServerCore(policy, Manifest.from_data(manifest), ServingDecision("shared", 8))
+    return ServerCore(policy, Manifest.from_data(manifest), ServingDecision("shared", max_sessions))
 
 
 def open_request(core: ServerCore, client: str) -> wire.SessionOpen:
@@ -174,27 +175,78 @@ def test_observations_without_a_session_are_rate_limited_too():
         core.submit_observation(
             "", header(stranger, seq), obs, lambda o: o, lambda h, m: answered.append(m), client="x"
         )
-    assert len(answered) == 5
-    assert core.metrics.dropped.labels("rate_limited")._value.get() == 45
+    # Five pass the robot's observation bucket; of those, one is answered (once a second).
+    assert len(answered) == 1
+    assert core.metrics.dropped.labels("rate_limited")._value.get() == 49
+
+
+def test_observations_under_ever_new_ids_cost_no_more_than_the_total_answer_budget():
+    core = make_core()
+    answered: list[wire.ErrorReply] = []
+    stranger = wire.SessionAck("", 7, 1, core.capabilities)
+    obs = wire.Observation(state=np.zeros(2, np.float32))
+    for seq in range(1, 1001):
+        core.submit_observation(
+            "",
+            header(stranger, seq),
+            obs,
+            lambda o: o,
+            lambda h, m: answered.append(m),
+            client=f"made-up-{seq}",
+        )
+    assert len(answered) == core_module.SESSIONLESS_ANSWERS_PER_S
+    assert {reply.code for reply in answered} == {wire.ErrorCode.UNKNOWN_SESSION}
 
 
 # --- unused sessions give their capacity back --------------------------------------------------
 
 
+def send_first_observation(core: ServerCore, ack: wire.SessionAck) -> None:
+    observation = wire.Observation(state=np.zeros(2, np.float32))
+    core.submit_observation(ack.session_id, header(ack, 1), observation, lambda o: o, print)
+
+
 def test_a_session_that_never_sends_an_observation_is_closed_early():
     core = make_core(session_first_observation_timeout_s=0.05, session_idle_timeout_s=60)
     unused, used = opened(core, "unused"), opened(core, "used")
-    core.submit_observation(
-        used.session_id,
-        header(used, 1),
-        wire.Observation(state=np.zeros(2, np.float32)),
-        lambda o: o,
-        print,
-    )
+    send_first_observation(core, used)
     time.sleep(0.1)
     assert core.close_idle_sessions() == [unused.session_id]
     assert core.metrics.sessions_closed.labels("never_used")._value.get() == 1
     assert core.session_id_for_client("used") == used.session_id
+
+
+def test_a_full_server_gives_the_slot_of_a_long_unused_session_to_a_new_robot(monkeypatch):
+    monkeypatch.setattr(core_module, "NEVER_USED_YIELD_S", 0.05)
+    core = make_core(max_sessions=2)
+    squatter, used = opened(core, "squatter"), opened(core, "used")
+    send_first_observation(core, used)
+    time.sleep(0.1)
+    newcomer = opened(core, "newcomer")
+    assert core.session_id_for_client("squatter") is None
+    assert core.session_id_for_client("used") == used.session_id
+    assert core.session_id_for_client("newcomer") == newcomer.session_id
+    assert core.metrics.sessions_closed.labels("never_used")._value.get() == 1
+    assert squatter.session_id != newcomer.session_id
+
+
+def test_a_full_server_keeps_a_just_opened_session_and_refuses_the_newcomer():
+    core = make_core(max_sessions=1)
+    opened(core, "just-opened")
+    reply = core.open_session(open_request(core, "newcomer"), "test")
+    assert isinstance(reply, wire.ErrorReply) and reply.code is wire.ErrorCode.CAPACITY
+    assert core.session_id_for_client("just-opened") is not None
+
+
+def test_a_client_switching_sessions_on_a_full_server_keeps_its_slot():
+    core = make_core(max_sessions=1)
+    first = opened(core, "openpi-1")
+    switched = core.open_session(
+        open_request(core, "openpi-1"), "openpi", replaced_reason="session_switch"
+    )
+    assert isinstance(switched, wire.SessionAck) and switched.session_id != first.session_id
+    assert core.registry.get(first.session_id) is None
+    assert core.metrics.sessions_closed.labels("session_switch")._value.get() == 1
 
 
 def test_an_unused_zenoh_session_is_reclaimed_over_the_network(start_server, connect):

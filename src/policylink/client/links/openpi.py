@@ -455,6 +455,8 @@ def _refusal(status: int, body: bytes | None, url: str) -> ErrorReply:
         return ErrorReply(ErrorCode.UNAUTHORIZED, f"{url} refused the API key: {text}")
     if status == 404:
         return ErrorReply(ErrorCode.BAD_KEY, f"{url} serves no OpenPI endpoint there: {text}")
+    if status == 429:
+        return ErrorReply(ErrorCode.RATE_LIMITED, f"{url} locked this address out: {text}")
     if status == 503:
         code = ErrorCode.CAPACITY if "capacity" in text else ErrorCode.DRAINING
         return ErrorReply(code, f"{url} is unavailable: {text}")

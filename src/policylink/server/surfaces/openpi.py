@@ -361,7 +361,9 @@ class OpenPIServer:
             closed.cancel()
             log.info("openpi: session %s (%s) closed: %s", conn.session_id, conn.peer, why)
 
-    async def _open_session(self, conn: _Connection, why: str) -> ErrorReply | None:
+    async def _open_session(
+        self, conn: _Connection, why: str, replaced_reason: str = "replaced"
+    ) -> ErrorReply | None:
         """Open a core session for whatever the policy needs: OpenPI clients cannot declare it."""
         request = SessionOpen(
             client_id=conn.client_id,
@@ -374,7 +376,8 @@ class OpenPIServer:
                 "openpi_session": conn.client_key or "",
             },
         )
-        ack = await self._in_control(self._core.open_session, request, TRANSPORT)
+        open_session = partial(self._core.open_session, replaced_reason=replaced_reason)
+        ack = await self._in_control(open_session, request, TRANSPORT)
         if not isinstance(ack, SessionAck):
             conn.session_id = ""
             log.warning("openpi: refused %s: %s", conn.peer, ack.message)
@@ -440,13 +443,17 @@ class OpenPIServer:
         return True
 
     async def _follow_session(self, ws: ServerConnection, conn: _Connection, key: str) -> bool:
-        """A new `session_id` ends the old session (freeing its state) and opens a fresh one."""
+        """A new `session_id` ends the old session (freeing its state) and opens a fresh one.
+
+        The fresh session replaces the old one in one step (same client): on a full server no
+        other robot can take the slot between a close and an open."""
         if conn.client_key is None or conn.client_key == key:
             conn.client_key = key
             return True
-        old, conn.client_key = conn.session_id, key
-        await self._in_control(self._core.close_session, old, "session_switch")
-        return await self._open_or_close(ws, conn, f"client switched to session_id {key[:64]!r}")
+        conn.client_key = key
+        return await self._open_or_close(
+            ws, conn, f"client switched to session_id {key[:64]!r}", "session_switch"
+        )
 
     async def _reset(self, ws: ServerConnection, conn: _Connection) -> None:
         result = await self._in_control(
@@ -464,9 +471,11 @@ class OpenPIServer:
         conn.episode_start, conn.prev_total_ms = True, None
         await ws.send(packb(reset_ack(conn.reply_session, conn.episode_id)))
 
-    async def _open_or_close(self, ws: ServerConnection, conn: _Connection, why: str) -> bool:
+    async def _open_or_close(
+        self, ws: ServerConnection, conn: _Connection, why: str, replaced_reason: str = "replaced"
+    ) -> bool:
         """Open a session for this connection, or tell the client why not and hang up (1013)."""
-        refusal = await self._open_session(conn, why)
+        refusal = await self._open_session(conn, why, replaced_reason)
         if refusal is None:
             return True
         await ws.send(error_text_of(refusal))

@@ -231,6 +231,10 @@ def to_rgb_hwc(value: object, key: str, layout: str = "hwc") -> np.ndarray:
     if image.dtype == np.uint8:
         return np.ascontiguousarray(image)
     if image.dtype.kind == "f":
+        # np.clip passes NaN through, and NaN cast to uint8 is whatever the platform makes of
+        # it: a camera that sends NaN pixels is broken, and the robot hears so.
+        if not np.isfinite(image).all():
+            raise ImageError(f"{key}: a float image must hold finite values in [0, 1]")
         scaled = np.rint(np.clip(image, 0.0, 1.0) * 255.0)
         return np.ascontiguousarray(scaled, dtype=np.uint8)
     raise ImageError(f"{key}: images must be uint8 (0-255) or float (0-1), got {image.dtype}")

@@ -11,6 +11,7 @@ byte count must match the shape exactly. There is no pickle fallback.
 
 from __future__ import annotations
 
+import math
 import re
 
 import msgpack
@@ -88,9 +89,15 @@ def _unpack_generic(obj: dict) -> object:
     if not isinstance(value, bool | int | float) or isinstance(value, bool) != (dtype.kind == "b"):
         raise TensorError(f"npgeneric: a {dtype} scalar must carry a number, got {value!r}")
     try:
-        return dtype.type(value)
+        with np.errstate(over="ignore"):
+            scalar = dtype.type(value)
     except OverflowError:
         raise TensorError(f"npgeneric: {value!r} does not fit in {dtype}") from None
+    # A finite number too large for a narrow float becomes inf without an error: refuse it as
+    # an integer that does not fit is refused, rather than hand an inf on as if it were sent.
+    if dtype.kind == "f" and math.isfinite(value) and not np.isfinite(scalar):
+        raise TensorError(f"npgeneric: {value!r} does not fit in {dtype}")
+    return scalar
 
 
 def unpackb(data: bytes | bytearray | memoryview, limits: DecodeLimits = DEFAULT_LIMITS) -> object:
