@@ -32,15 +32,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", metavar="name", help=f"any of {names}; default all")
     parser.add_argument("--quick", action="store_true", help="few iterations: a smoke run")
     parser.add_argument("--results-dir", type=Path, default=HERE / "results")
-    args = parser.parse_args(argv)
+    args, options = parser.parse_known_args(argv)
     unknown = sorted(set(args.names) - set(names))
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {names}")
+    if options and len(args.names) != 1:
+        parser.error(f"options {options} belong to one named benchmark (e.g. soak --robots 16)")
     args.results_dir.mkdir(parents=True, exist_ok=True)
     for name in args.names or names:
         print(f"== {name}{' (quick)' if args.quick else ''}", flush=True)
         module = importlib.import_module(f"benchmarks.{PREFIX}{name}")
-        results = module.run(quick=args.quick)
+        # A benchmark with options of its own parses them (`parse_options`), e.g. soak's --robots.
+        extra = module.parse_options(options) if hasattr(module, "parse_options") else {}
+        if options and not extra:
+            parser.error(f"benchmark {name!r} takes no options {options}")
+        results = module.run(quick=args.quick, **extra)
         record = {
             "benchmark": name,
             "quick": args.quick,

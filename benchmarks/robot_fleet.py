@@ -31,17 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from policylink.client.link import ClientLink, ReplyHandler
-from policylink.wire.header import Header
-from policylink.wire.messages import (
-    ActionChunk,
-    ErrorReply,
-    Observation,
-    Reset,
-    ResetAck,
-    SessionAck,
-    SessionOpen,
-)
+from policylink.wire.messages import Observation
+from tests.support.steady_robots import TimedLink
 
 # A step grows the fleet (a handshake per robot) and measures; past this it is hung.
 STEP_TIMEOUT_S = 300.0
@@ -59,43 +50,6 @@ class FleetPlan:
     # Robots attach as Zenoh clients of the server: as peers, each would also link to every
     # other robot the server gossips about, a mesh no real fleet on separate machines builds.
     zenoh_mode: str = "client"
-
-
-class TimedLink:
-    """A `ClientLink` that passes everything through and times each observation's round trip."""
-
-    def __init__(self, inner: ClientLink) -> None:
-        self._inner = inner
-        # seq_id → send time; written by the engine's worker, popped by the transport's thread.
-        self._sent_ns: dict[int, int] = {}
-        # (arrival ns, round trip ms) per chunk; appended by the transport's thread only.
-        self.round_trips: list[tuple[int, float]] = []
-
-    def connect(self, on_reply: ReplyHandler) -> None:
-        def timed(header: Header, msg: ActionChunk | ErrorReply) -> None:
-            sent = self._sent_ns.pop(header.seq_id, None)
-            if sent is not None and isinstance(msg, ActionChunk):
-                now = time.monotonic_ns()
-                self.round_trips.append((now, (now - sent) / 1e6))
-            on_reply(header, msg)
-
-        self._inner.connect(timed)
-
-    def handshake(self, request: SessionOpen, timeout_s: float) -> SessionAck | ErrorReply:
-        return self._inner.handshake(request, timeout_s)
-
-    def send(self, header: Header, obs: Observation) -> None:
-        self._sent_ns[header.seq_id] = time.monotonic_ns()
-        self._inner.send(header, obs)
-
-    def reset(self, request: Reset, timeout_s: float) -> ResetAck | ErrorReply | None:
-        return self._inner.reset(request, timeout_s)
-
-    def server_alive(self) -> bool:
-        return self._inner.server_alive()
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 @dataclass(eq=False)

@@ -7,13 +7,19 @@ arriving), so a test or a benchmark can compare a quiet window with a hostile on
 
 `SteadyRobotsProcess` runs a few of them in a process of their own (a benchmark measures the
 server's cost, not the robots' share of the interpreter lock); the clock is `time.monotonic_ns`,
-which every process on the machine shares, so the parent marks windows with its own clock.
+which every process on the machine shares, so the parent marks windows with its own clock. A
+process can also be killed outright (SIGKILL): its robots vanish without closing anything, as a
+robot that loses power does.
+
+`TimedLink` is the one round-trip timer of the repository: `benchmarks.robot_fleet` uses it too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import signal
 import threading
 import time
 import zlib
@@ -80,6 +86,11 @@ class TimedLink:
     def close(self) -> None:
         self._inner.close()
 
+    @property
+    def uplink(self) -> object:
+        """The inner link's byte counter and JPEG quality, so the engine's stats report them."""
+        return getattr(self._inner, "uplink", None)
+
 
 @dataclass(frozen=True)
 class RobotPlan:
@@ -90,6 +101,8 @@ class RobotPlan:
     cameras: tuple[CameraSpec, ...] = ()
     fps: float = 50.0
     buffer_time_s: float = 0.1
+    jpeg_quality: int = 90
+    shared_memory: bool = False
 
 
 class SteadyRobot:
@@ -109,6 +122,8 @@ class SteadyRobot:
             client_id=client_id,
             fps=plan.fps,
             buffer_time_s=plan.buffer_time_s,
+            jpeg_quality=plan.jpeg_quality,
+            shared_memory=plan.shared_memory,
             connect_timeout_s=30.0,
         )
         self.link = TimedLink(ZenohLink.from_config(config))
@@ -166,6 +181,13 @@ class SteadyRobot:
         end = until_ns if until_ns is not None else time.monotonic_ns()
         return [rtt for at, rtt in list(self.link.round_trips) if since_ns <= at <= end]
 
+    def take_round_trips_ms(self) -> list[float]:
+        """Every round trip since the last take, forgotten here: a long run keeps no history.
+        (Swapping the list is one step under the interpreter lock; the transport thread's
+        append lands in one list or the other.)"""
+        taken, self.link.round_trips = self.link.round_trips, []
+        return [rtt for _, rtt in taken]
+
     def summary(self) -> dict[str, Any]:
         stats = self.engine.stats
         return {
@@ -179,6 +201,9 @@ class SteadyRobot:
             "malformed_replies": stats.malformed_replies,
             "timeouts": stats.timeouts,
             "reconnects": stats.reconnects,
+            "requests": stats.requests,
+            "bytes_sent": stats.bytes_sent,
+            "jpeg_quality": stats.jpeg_quality,
             "ticks": self.ticks,
             "stalls": self.stalls,
         }
@@ -204,6 +229,8 @@ def _robots_main(plan: RobotPlan, client_ids: list[str], commands: Connection) -
             if verb == "round_trips":
                 since_ns, until_ns = args
                 commands.send([robot.round_trips_ms(since_ns, until_ns) for robot in robots])
+            elif verb == "take_round_trips":
+                commands.send([robot.take_round_trips_ms() for robot in robots])
             elif verb == "summary":
                 commands.send([robot.summary() for robot in robots])
             elif verb == "more_chunks":
@@ -246,6 +273,22 @@ class SteadyRobotsProcess:
         """Per robot, the round trips of chunks that arrived in [since_ns, until_ns]."""
         self._commands.send(("round_trips", since_ns, until_ns))
         return self._receive("report round trips")
+
+    @property
+    def pid(self) -> int:
+        assert self._process.pid is not None, "the robot process has not started"
+        return self._process.pid
+
+    def take_round_trips_ms(self) -> list[list[float]]:
+        """Per robot, every round trip since the last take (the child forgets them)."""
+        self._commands.send(("take_round_trips",))
+        return self._receive("report round trips")
+
+    def kill(self) -> None:
+        """SIGKILL: the robots vanish mid-stream; no session close, no goodbye."""
+        if self._process.is_alive():
+            os.kill(self.pid, signal.SIGKILL)
+            self._process.join(30)
 
     def summary(self) -> list[dict[str, Any]]:
         self._commands.send(("summary",))

@@ -47,6 +47,9 @@ class ClientConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     lease_ms: int = 1000
+    # Observations through Zenoh's shared memory to a server on this host that has it on too
+    # (its manifest's zenoh.shared_memory); anywhere else they go over the link as before.
+    shared_memory: bool = False
     # OpenPI endpoints (ws://, wss://): observation key preset ("" = the server's advertised
     # keys, else aloha), the reply key holding the chunk, and the variable holding the API key.
     openpi_key_map: str = ""
@@ -65,6 +68,12 @@ class ClientConfig:
     # server's).
     fps: float = 30.0
     jpeg_quality: int = 90
+    # Uplink: frames shrunk to the resolution the policy reads (when the server names one);
+    # JPEG quality lowered towards jpeg_quality_min (never above jpeg_quality; equal = fixed)
+    # while network round trips exceed uplink_rise_factor times their floor, raised back after.
+    resize_to_policy: bool = True
+    jpeg_quality_min: int = 50
+    uplink_rise_factor: float = 2.0
     buffer_time_s: float = 0.5
     rtc: bool = True
     rtc_horizon: int = 0
@@ -127,6 +136,17 @@ class ClientConfig:
         if not 0 <= self.jpeg_quality <= 100:
             raise ValueError(
                 f"jpeg_quality must be 1..100, or 0 to send raw images; got {self.jpeg_quality}"
+            )
+        if not 1 <= self.jpeg_quality_min <= 100:
+            raise ValueError(
+                f"jpeg_quality_min must be 1..100 (the lowest quality a saturated uplink may "
+                f"push JPEG to), got {self.jpeg_quality_min}"
+            )
+        rise = self.uplink_rise_factor
+        if not (isinstance(rise, int | float) and math.isfinite(rise) and rise > 1):
+            raise ValueError(
+                "uplink_rise_factor must be a number above 1 (round trips this many times their "
+                f"floor mean a saturated uplink), got {self.uplink_rise_factor}"
             )
         if self.rtc_horizon < 0:
             raise ValueError(

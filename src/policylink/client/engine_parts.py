@@ -14,12 +14,14 @@ the ladder's is never held while another is taken. The control thread's per-tick
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from abc import ABC, abstractmethod
 from typing import TypeVar
 
 import numpy as np
 
+from policylink.client.action_queue import ActionProvenance
 from policylink.client.config import ClientConfig
 from policylink.client.control_face import ControlFace
 from policylink.client.engine import EngineState, EngineStats, Transition
@@ -28,6 +30,7 @@ from policylink.client.request_ledger import RequestLedger
 from policylink.client.robot import RobotLayout
 from policylink.client.safety_ladder import SafetyLadder, ShutdownCallback
 from policylink.client.session_link import SessionLink
+from policylink.client.uplink import Uplink
 from policylink.wire.messages import Observation
 
 logger = logging.getLogger(__name__)
@@ -47,10 +50,15 @@ class EngineParts(ABC):
         self._face = ControlFace(config, layout)
         self._ledger = RequestLedger(config, layout, self._face)
         self._ladder = SafetyLadder(config, self._face, self._ledger, on_shutdown)
+        # The network engines' session (None for a local policy), set once at construction.
+        self._session_link: SessionLink | None = None
+        # The link's byte counter and JPEG quality, when its link encodes through one.
+        self._uplink: Uplink | None = None
 
     def _session_over(self, link: ClientLink) -> SessionLink:
         """The session a network engine keeps over `link`, wired to this engine's parts."""
-        return SessionLink(
+        self._uplink = getattr(link, "uplink", None)
+        self._session_link = session = SessionLink(
             link,
             self.config,
             self.layout,
@@ -58,6 +66,13 @@ class EngineParts(ABC):
             ledger=self._ledger,
             ladder=self._ladder,
         )
+        return session
+
+    def server_identity(self) -> dict[str, str]:
+        """Who serves this robot now (model, revision, replica, session); empty before the
+        first session opened."""
+        session = self._session_link
+        return {} if session is None else dict(session.server_identity)
 
     def __enter__(self: E) -> E:
         self.start()
@@ -92,7 +107,16 @@ class EngineParts(ABC):
 
     @property
     def stats(self) -> EngineStats:
-        return self._ledger.stats(self._ladder.state, paused=self._ladder.paused)
+        stats = self._ledger.stats(self._ladder.state, paused=self._ladder.paused)
+        if self._uplink is None:
+            return stats
+        uplink = self._uplink.stats()
+        return dataclasses.replace(
+            stats,
+            bytes_sent=uplink.bytes_sent,
+            last_request_bytes=uplink.last_request_bytes,
+            jpeg_quality=uplink.jpeg_quality,
+        )
 
     def transitions(self) -> list[Transition]:
         """Every state change so far (bounded), oldest first, each with its reason."""
@@ -109,6 +133,15 @@ class EngineParts(ABC):
     def get_action(self) -> np.ndarray | None:
         """The next fresh robot-space action, or the fallback. Never blocks on I/O."""
         return self._face.get_action()
+
+    def last_provenance(self) -> ActionProvenance | None:
+        """Which request produced the action the last `get_action()` returned; None for the
+        fallback. Control thread only; takes no lock."""
+        return self._face.queue.last_provenance()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._face.queue)
 
     def pause(self) -> None:
         """Stop requesting; the queue stays intact and the offline budget stops running."""

@@ -27,6 +27,8 @@ class PhaseSummary:
     skipped_ticks: int
     requests: int
     timeouts: int
+    # Observation bytes per request, as the robots' links encoded them (None: nothing counted).
+    bytes_per_request: float | None
     rtt_p50_ms: float | None
     rtt_p95_ms: float | None
     startup_ms: float | None
@@ -46,6 +48,12 @@ def _percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
+def _bytes_per_request(phase: PhaseRecord) -> float | None:
+    sent = sum(robot.bytes_sent for robot in phase.robots)
+    requests = sum(robot.requests for robot in phase.robots)
+    return sent / requests if sent and requests else None
+
+
 def summarize(phase: PhaseRecord, fps: float) -> PhaseSummary:
     episodes = [e for robot in phase.robots for e in robot.episodes]
     rtts = [rtt for robot in phase.robots for rtt in robot.rtt_ms]
@@ -62,6 +70,7 @@ def summarize(phase: PhaseRecord, fps: float) -> PhaseSummary:
         skipped_ticks=sum(robot.skipped_ticks for robot in phase.robots),
         requests=sum(robot.requests for robot in phase.robots),
         timeouts=sum(robot.timeouts for robot in phase.robots),
+        bytes_per_request=_bytes_per_request(phase),
         rtt_p50_ms=_percentile(rtts, 50),
         rtt_p95_ms=_percentile(rtts, 95),
         startup_ms=_mean([ms for robot in phase.robots for ms in robot.startup_ms]),

@@ -81,6 +81,7 @@ def summary_table(phases: list[PhaseSummary], comparison: Comparison | None) -> 
         ("ticks overrun (any cause)", lambda p: str(p.skipped_ticks)),
         ("chunk requests", lambda p: str(p.requests)),
         ("requests timed out", lambda p: str(p.timeouts)),
+        ("bytes per request", lambda p: _value(p.bytes_per_request, " B", 0)),
         ("RTT p50 / p95", lambda p: f"{_value(p.rtt_p50_ms)} / {_value(p.rtt_p95_ms, ' ms')}"),
         ("first chunk of episode", lambda p: _value(p.startup_ms, " ms")),
         ("phase wall time", lambda p: _value(p.wall_s, " s")),

@@ -35,6 +35,14 @@ def make_config(settings: ZenohSettings) -> zenoh.Config:
     put("mode", settings.mode)
     put("scouting/multicast/enabled", False)
     put("transport/link/tx/lease", settings.lease_ms)
+    # Zenoh's shared memory is on by default and used silently between processes of one host.
+    # It is off unless asked for (`shared_memory`): a process that receives a peer's SHM buffers
+    # keeps that peer's pool mapped for its own lifetime (zenoh#2787, open in 1.10), so a server
+    # grew ~20 MiB with every robot process that came and went on its host. When on, Zenoh's
+    # implicit pool (16 MiB per process, `transport_optimization`) stays off: observations are
+    # written into a pool sized for them (`ShmSender`), and everything else is too small to gain.
+    put("transport/shared_memory/enabled", settings.shared_memory)
+    put("transport/shared_memory/transport_optimization/enabled", False)
     if settings.connect:
         put("connect/endpoints", list(settings.connect))
     if settings.listen or settings.tls_mtls:
@@ -90,6 +98,65 @@ def declare_action_publisher(session: zenoh.Session, key: str) -> zenoh.Publishe
         priority=zenoh.Priority.REAL_TIME,
         express=True,
         reliability=zenoh.Reliability.RELIABLE,
+    )
+
+
+class ShmSender:
+    """Puts bodies through Zenoh's shared memory where it can, as plain bytes where it cannot.
+
+    The pool is made at the first put, sized for `POOL_BODIES` bodies of that size (one request
+    is in flight per robot, so a few buffers are plenty), and it is the cost a receiver pays for
+    each sending process it ever saw (zenoh#2787). Zenoh itself falls back to copying a buffer
+    onto the link when the receiver is on another host or has shared memory off; this class
+    falls back to plain bytes when no pool can be made (no /dev/shm, a locked-memory limit) or a
+    body does not fit. Counters say which path each put took; the receiver's own observable is
+    `ZBytes.as_shm()`. One thread puts at a time (the caller's worker).
+    """
+
+    POOL_BODIES = 4
+    MIN_POOL_BYTES = 1 << 20
+
+    def __init__(self) -> None:
+        self._provider: zenoh.shm.ShmProvider | None = None
+        self._unavailable = False
+        self.shm_puts = 0
+        self.plain_puts = 0
+
+    def put(self, publisher: zenoh.Publisher, body: bytes, attachment: bytes) -> None:
+        buffer = self._buffer(body)
+        if buffer is None:
+            self.plain_puts += 1
+            publisher.put(body, attachment=attachment)
+            return
+        buffer[:] = body
+        self.shm_puts += 1
+        publisher.put(zenoh.ZBytes(buffer), attachment=attachment)
+
+    def _buffer(self, body: bytes) -> zenoh.shm.ZShmMut | None:
+        if self._unavailable or not body:
+            return None
+        try:
+            if self._provider is None:
+                size = max(self.MIN_POOL_BYTES, self.POOL_BODIES * len(body))
+                self._provider = zenoh.shm.ShmProvider.default_backend(size)
+            # Buffers the receiver has released are reclaimed before giving up on this body.
+            return self._provider.alloc(len(body), zenoh.shm.GarbageCollect())
+        except (zenoh.ZError, AttributeError, OSError):  # a build without SHM: AttributeError
+            self._unavailable = self._provider is None
+            return None
+
+
+def put_action_once(session: zenoh.Session, key: str, payload: bytes, attachment: bytes) -> None:
+    """One server → robot message to a robot without a session (an error it must read), with
+    the action publisher's QoS: declaring and undeclaring a publisher for it would cost a few
+    hundred microseconds of the caller's thread per message, which a flood multiplies."""
+    session.put(
+        key,
+        payload,
+        attachment=attachment,
+        congestion_control=zenoh.CongestionControl.DROP,
+        priority=zenoh.Priority.REAL_TIME,
+        express=True,
     )
 
 

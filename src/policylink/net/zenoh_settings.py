@@ -60,7 +60,9 @@ class ZenohSettings:
     """How one process attaches to the Zenoh network.
 
     `lease_ms` is announced to peers: a hung (not crashed) process is noticed after roughly this
-    long, so it is kept well below Zenoh's 10 s default. `acl_file` is a Zenoh configuration
+    long, so it is kept well below Zenoh's 10 s default. `shared_memory` lets processes of one
+    host exchange large messages through Zenoh's shared memory (both sides must turn it on; see
+    `zenoh_session.ShmSender` for what it costs a receiver). `acl_file` is a Zenoh configuration
     holding an `access_control` block (`policylink certs` writes one), enforced on connections
     this process accepts, so it needs mutual TLS and a mode that accepts them. `json5` maps config
     paths to JSON values for anything not modelled here (an escape hatch, applied last).
@@ -75,6 +77,7 @@ class ZenohSettings:
     tls_key: str | None = None
     tls_mtls: bool = False
     acl_file: str | None = None
+    shared_memory: bool = False
     json5: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -35,6 +35,7 @@ FAMILY = "policylink.transformer"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TASK_BUCKETS = 1024
+CAMERA_KEYS = frozenset({"name", "height", "width", "input_height", "input_width"})
 _P = TypeVar("_P", bound="TransformerPolicy")
 
 
@@ -78,9 +79,10 @@ class TransformerConfig:
         if self.state_dim < 1 or self.chunk_size < 1:
             raise ValueError("policy.params: state_dim and chunk_size must be at least 1")
         for camera in self.cameras:
-            if set(camera) != {"name", "height", "width"}:
+            if not {"name", "height", "width"} <= set(camera) <= CAMERA_KEYS:
                 raise ValueError(
-                    f"policy.params.cameras entries need exactly name, height, width; got {camera}"
+                    "policy.params.cameras entries need name, height, width (and optionally "
+                    f"input_height, input_width: the resolution the policy reads); got {camera}"
                 )
 
     @classmethod
@@ -98,7 +100,16 @@ class TransformerConfig:
 
     @property
     def camera_specs(self) -> tuple[CameraSpec, ...]:
-        return tuple(CameraSpec(c["name"], int(c["height"]), int(c["width"])) for c in self.cameras)
+        return tuple(
+            CameraSpec(
+                c["name"],
+                int(c["height"]),
+                int(c["width"]),
+                int(c.get("input_height", 0)),
+                int(c.get("input_width", 0)),
+            )
+            for c in self.cameras
+        )
 
 
 class CameraEncoder(nn.Module):

@@ -53,6 +53,16 @@ RATE_KEY_CHARS = 128
 # Refused opens logged per second, whatever ids peers invent (the audit line has them all,
 # within its own budget).
 REFUSAL_LOG_LINES_PER_S = 10.0
+# Observations without a session are answered (`unknown_session`, `stale_session`) at most once
+# a second per robot and SESSIONLESS_ANSWERS_PER_S in all: a robot that lost its session learns
+# so from its next observation, while a peer spraying observations under made-up ids costs a
+# lookup each, not a reply.
+SESSIONLESS_ANSWERS_PER_S = 50.0
+# A session that has not sent its first observation this long after its SessionAck gives its
+# slot up to a robot that finds the server full. A real robot sends its first observation
+# within milliseconds of the ack; a peer that opens sessions under ever new ids to fill every
+# slot holds them for this long, not for `session_first_observation_timeout_s`.
+NEVER_USED_YIELD_S = 1.0
 
 CloseListener = Callable[[Session, str], None]
 
@@ -124,6 +134,8 @@ class ServerCore:
         self._observation_limit = RateLimiter(limits.observations_per_s, limits.observation_burst)
         self._reset_limit = RateLimiter(limits.resets_per_s, limits.reset_burst)
         self._refusal_log = RateLimiter(REFUSAL_LOG_LINES_PER_S, REFUSAL_LOG_LINES_PER_S)
+        self._sessionless_per_robot = RateLimiter(1.0, 1)
+        self._sessionless_total = RateLimiter(SESSIONLESS_ANSWERS_PER_S, SESSIONLESS_ANSWERS_PER_S)
         # Guards the capacity check and the insertion as one step (two robots racing for the
         # last slot must not both get it), the last epoch handed out and the close listeners.
         self._open_lock = threading.Lock()
@@ -160,7 +172,11 @@ class ServerCore:
         with self._open_lock:
             self._close_listeners.append(listener)
 
-    def open_session(self, req: SessionOpen, transport: str) -> SessionAck | ErrorReply:
+    def open_session(
+        self, req: SessionOpen, transport: str, *, replaced_reason: str = "replaced"
+    ) -> SessionAck | ErrorReply:
+        """Open a session; the client's previous one, if any, is closed as `replaced_reason`
+        in the same step, so the new session takes its slot even on a full server."""
         if not self._open_limit.allow(req.client_id[:RATE_KEY_CHARS]):
             return self._refuse(
                 reject(
@@ -176,13 +192,18 @@ class ServerCore:
             return self._refuse(terms, req, transport)
         with self._open_lock:
             refusal = self.admission.refusal(terms.client)
-            if refusal is not None:
+            yielded = (
+                self._unused_slot() if refusal and refusal.code is ErrorCode.CAPACITY else None
+            )
+            if refusal is not None and yielded is None:
                 return self._refuse(refusal, req, transport)
             session = self._new_session(req, terms, transport)
             replaced = self.registry.add(session)
         self.metrics.sessions_opened.inc()
+        if yielded is not None:
+            self._closed(yielded, "never_used")
         if replaced is not None:
-            self._closed(replaced, "replaced")
+            self._closed(replaced, replaced_reason)
         self.metrics.sessions_active.set(self.registry.count())
         log.info(
             "session %s opened for client %s over %s (epoch %d)",
@@ -219,6 +240,15 @@ class ServerCore:
             tags=dict(req.tags),
             instance=req.instance,
         )
+
+    def _unused_slot(self) -> Session | None:
+        """The oldest session that never sent an observation within NEVER_USED_YIELD_S,
+        removed to make room; call with `_open_lock` held (the caller reports the close)."""
+        unused = self.registry.unused_sessions(NEVER_USED_YIELD_S)
+        if not unused:
+            return None
+        oldest = min(unused, key=lambda session: session.opened_ns)
+        return self.registry.remove(oldest.session_id)
 
     def _refuse(self, error: ErrorReply, req: SessionOpen, transport: str) -> ErrorReply:
         self.metrics.sessions_rejected.labels(error.code.value).inc()
@@ -317,6 +347,8 @@ class ServerCore:
         robot's previous one is still unserved, or without an open session, takes a token from
         the robot's bucket (`client`, else the session id), and without one it is dropped
         unanswered."""
+        if isinstance(payload, bytes) and payload:
+            self.metrics.request_bytes.observe(len(payload))
         if self.admission.draining:
             self._drop("draining", header, session_id, client)
             return
@@ -331,6 +363,10 @@ class ServerCore:
             self.metrics.superseded.inc()
         elif outcome == "old_episode":
             self._drop("old_episode", header, session_id, client)
+        elif outcome in ("unknown", "stale") and not self._may_answer_sessionless(
+            (client or session_id)[:RATE_KEY_CHARS]
+        ):
+            self._drop("rate_limited", header, session_id, client)
         elif outcome == "unknown":
             self._answer_now(
                 header,
@@ -349,6 +385,9 @@ class ServerCore:
                 ),
                 client,
             )
+
+    def _may_answer_sessionless(self, robot: str) -> bool:
+        return self._sessionless_per_robot.allow(robot) and self._sessionless_total.allow("*")
 
     def _drop(self, reason: str, header: Header, session_id: str, client: str | None) -> None:
         """An observation dropped unanswered: counted, and audited (rate-limited)."""

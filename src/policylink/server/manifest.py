@@ -79,6 +79,8 @@ class ZenohBlock(_Block):
     tls_key: str | None = None
     tls_mtls: bool = False
     acl_file: str | None = None
+    # Same-host robots with `shared_memory` on send observations through shared memory.
+    shared_memory: bool = False
     json5: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -99,6 +101,7 @@ class ZenohBlock(_Block):
             tls_key=self.tls_key,
             tls_mtls=self.tls_mtls,
             acl_file=self.acl_file,
+            shared_memory=self.shared_memory,
             json5=dict(self.json5),
         )
 

@@ -149,6 +149,19 @@ class ServerMetrics:
             "Fraction of the last second the device thread spent in forwards.",
             registry=r,
         )
+        self.request_bytes = Histogram(
+            "policylink_request_bytes",
+            "Observation bytes per request as received over the native protocol (robots that "
+            "resize to the policy's input resolution send a fraction of a full frame's).",
+            buckets=tuple(2**k for k in range(10, 25)),
+            registry=r,
+        )
+        self.shm_observations = Counter(
+            "policylink_shm_observations",
+            "Observations that arrived in Zenoh shared memory (same-host robots, with "
+            "shared_memory on at both ends) rather than over a network link.",
+            registry=r,
+        )
         self.batch_size = Histogram(
             "policylink_batch_size",
             "Requests per forward.",

@@ -8,10 +8,11 @@ mismatches (control rate, RTC) open the session with warnings in the ack.
 
 Per observation, whichever protocol carried it: the state and both prefixes must be finite
 (NaN or Inf in the input makes no sense to a policy and would likely come back as NaN actions)
-and the cameras exactly the policy's, at its sizes. The inference delay and the prefixes are
-bounded by the chunk, not refused beyond it: a robot whose latency grew past a chunk asks for a
-delay its next chunk cannot cover, and refusing it would starve it of the chunks that bring its
-latency estimate back down.
+and the cameras exactly the policy's, at its sizes (or at a camera's input resolution, to which
+a full frame is then resized here, so the policy reads one size whichever side resized). The
+inference delay and the prefixes are bounded by the chunk, not refused beyond it: a robot whose
+latency grew past a chunk asks for a delay its next chunk cannot cover, and refusing it would
+starve it of the chunks that bring its latency estimate back down.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from policylink.wire.errors import ErrorCode, SchemaError, WireError
+from policylink.wire.image import resize_image
 from policylink.wire.keys import client_segment
 from policylink.wire.limits import DEFAULT_LIMITS
 from policylink.wire.messages import CameraSpec, Capabilities, ErrorReply, Observation, SessionOpen
@@ -204,12 +206,17 @@ def check_observation(obs: Observation, caps: Capabilities) -> None:
                 f"observation.images is missing camera {camera.name!r}", ErrorCode.CAMERA_MISMATCH
             )
         height, width = image.shape[:2]
+        target = camera.input_size
+        if target is not None and (height, width) == target:
+            continue
         if not _sizes_agree(CameraSpec(camera.name, height, width), camera):
             raise WireError(
                 f"observation.images.{camera.name} is {height}x{width}; the policy expects "
                 f"{camera.height}x{camera.width}",
                 ErrorCode.CAMERA_MISMATCH,
             )
+        if target is not None:
+            obs.images[camera.name] = resize_image(image, *target, f"images.{camera.name}")
 
 
 def _check_finite(values: np.ndarray, name: str) -> None:

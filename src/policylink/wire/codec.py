@@ -300,7 +300,10 @@ def decode_action_chunk(
 
 
 def _camera_to_wire(camera: CameraSpec) -> dict[str, Any]:
-    return {"name": camera.name, "height": camera.height, "width": camera.width}
+    wire = {"name": camera.name, "height": camera.height, "width": camera.width}
+    if camera.input_height or camera.input_width:  # additive: absent when unset
+        wire |= {"input_height": camera.input_height, "input_width": camera.input_width}
+    return wire
 
 
 def _cameras_from_wire(f: _Fields, key: str) -> list[CameraSpec]:
@@ -309,7 +312,15 @@ def _cameras_from_wire(f: _Fields, key: str) -> list[CameraSpec]:
         if not isinstance(item, dict):
             raise DecodeError(f"{f.what}: {key}[{index}] must be a map")
         c = _Fields(item, f"{f.what}.{key}[{index}]", f.limits)
-        cameras.append(CameraSpec(c.str("name"), c.int("height", 0), c.int("width", 0)))
+        cameras.append(
+            CameraSpec(
+                c.str("name"),
+                c.int("height", 0),
+                c.int("width", 0),
+                c.int("input_height", 0),
+                c.int("input_width", 0),
+            )
+        )
     return cameras
 
 

@@ -32,11 +32,15 @@ WIDEST_ITEM = 8
 
 @dataclass(frozen=True, slots=True)
 class CameraLimit:
-    """One camera the served policy reads; 0 for a height or width means any size."""
+    """One camera the served policy reads; 0 for a height or width means any size. A camera
+    with an input resolution (`input_height` x `input_width`) also accepts frames at that
+    size: robots resize to it before encoding (`CameraSpec`)."""
 
     name: str
     height: int = 0
     width: int = 0
+    input_height: int = 0
+    input_width: int = 0
 
     @property
     def max_pixels(self) -> int:
@@ -46,6 +50,8 @@ class CameraLimit:
 
     def size_error(self, height: int, width: int) -> str:
         """Why an image of `height`x`width` does not fit this camera, or ''."""
+        if self.input_height and (height, width) == (self.input_height, self.input_width):
+            return ""
         if (self.height and height != self.height) or (self.width and width != self.width):
             return (
                 f"is {height}x{width}; the policy's camera {self.name!r} is "
@@ -95,7 +101,9 @@ class DecodeLimits:
         number of images, tensors no longer than its state or chunk (in the widest dtype), and a
         message cap that fits exactly that. (A delay or prefix longer than the chunk is not a
         decoding matter: the server bounds both to the chunk, see `server.validation`.)"""
-        slots = tuple(CameraLimit(c.name, c.height, c.width) for c in cameras)
+        slots = tuple(
+            CameraLimit(c.name, c.height, c.width, c.input_height, c.input_width) for c in cameras
+        )
         tensor_values = max(state_dim, chunk_size * action_dim, 1)
         max_tensor_bytes = WIDEST_ITEM * tensor_values
         # state + two prefixes, every image as its longest JPEG, and the framing.

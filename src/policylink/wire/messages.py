@@ -56,9 +56,28 @@ class ActionChunk:
 
 @dataclass
 class CameraSpec:
+    """A camera by name and frame size (0 = any). In a server's capabilities, `input_height`
+    and `input_width` are the resolution the policy reads the camera at (0 = as sent): a robot
+    may send frames already resized to it, which the server accepts beside the camera's own
+    size, and the server resizes full frames to it before the policy sees them, so both paths
+    feed the policy the same pixels up to JPEG noise. On the wire these two keys appear only
+    when set, so peers that predate them exchange the same bytes as before.
+    """
+
     name: str
     height: int
     width: int
+    input_height: int = 0
+    input_width: int = 0
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """(height, width) the policy reads, when it differs from the frame size; else None."""
+        if not (self.input_height and self.input_width):
+            return None
+        if (self.input_height, self.input_width) == (self.height, self.width):
+            return None
+        return self.input_height, self.input_width
 
 
 @dataclass

@@ -124,6 +124,11 @@ class ImpairedLink:
         with self._lock:
             return self._dropped
 
+    @property
+    def uplink(self) -> object:
+        """The inner transport's byte counter and JPEG quality (`client.uplink`), if it has one."""
+        return getattr(self.inner, "uplink", None)
+
     def _one_way_s(self) -> float:
         with self._lock:
             jitter = self._random.uniform(-1.0, 1.0) * self.impairment.jitter_ms

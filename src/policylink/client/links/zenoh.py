@@ -26,15 +26,18 @@ from typing import TYPE_CHECKING
 
 import zenoh
 
+from policylink.client.jpeg_quality import QualityBounds
 from policylink.client.link import ReplyHandler, ServerUnreachable
+from policylink.client.uplink import Uplink
 from policylink.net.zenoh_session import (
+    ShmSender,
     declare_observation_publisher,
     gather,
     open_zenoh_session,
     query,
 )
 from policylink.net.zenoh_settings import ZenohSettings
-from policylink.wire.codec import decode_expected, encode_message, encode_observation
+from policylink.wire.codec import decode_expected, encode_message
 from policylink.wire.errors import ErrorCode, WireError
 from policylink.wire.header import Header, MsgType, pack_header, unpack_header
 from policylink.wire.keys import Namespace, client_segment, replica_segment, status_pattern
@@ -66,6 +69,9 @@ LINK_POLL_S = 0.005
 # Devices whose busy fractions (each over the last second) differ by less than this are alike
 # for placement: the difference is noise, and ranking by it would herd robots placing at once.
 BUSY_ALIKE = 0.1
+# Unreadable messages on the action key are logged at most this often (with a count): any peer
+# that may put on a wildcard over every robot's keys would otherwise fill each robot's log.
+MALFORMED_LOG_PERIOD_S = 10.0
 
 
 def settings_from_config(config: ClientConfig) -> ZenohSettings:
@@ -78,6 +84,7 @@ def settings_from_config(config: ClientConfig) -> ZenohSettings:
         tls_cert=config.tls_cert,
         tls_key=config.tls_key,
         tls_mtls=bool(config.tls_cert and config.tls_key),
+        shared_memory=config.shared_memory,
     )
 
 
@@ -94,13 +101,19 @@ class ZenohLink:
         task_slug: str = "",
         jpeg_quality: int = 90,
         limits: DecodeLimits = DEFAULT_LIMITS,
+        uplink: Uplink | None = None,
     ) -> None:
         client_segment(client_id)
         self.client_id = client_id
         # This process among any that might claim the id: its liveliness token names it, and
         # the server refuses to hand a live process's session to another.
         self.instance = secrets.token_hex(8)
-        self.jpeg_quality = jpeg_quality
+        # Encodes observations (resized to the policy, at a quality the link carries) and
+        # counts their bytes; fixed quality unless a config asks for adaptation.
+        fixed = max(jpeg_quality, 1)
+        self.uplink = uplink or Uplink(QualityBounds(fixed, fixed), raw=jpeg_quality == 0)
+        # Observations through shared memory when the settings ask for it (same-host server).
+        self.shm = ShmSender() if settings.shared_memory else None
         self._settings = settings
         self._limits = limits
         self._status_key = status_pattern(model_id, revision, task_slug)
@@ -123,6 +136,10 @@ class ZenohLink:
         # the link connects (see `watch_presence`).
         self._presence_listener: Callable[[], None] | None = None
         self.malformed_replies = 0
+        # Guarded by _lock: when an unreadable action message was last logged, and how many
+        # came since.
+        self._malformed_logged_s = -MALFORMED_LOG_PERIOD_S
+        self._malformed_unlogged = 0
 
     @classmethod
     def from_config(cls, config: ClientConfig) -> ZenohLink:
@@ -133,6 +150,7 @@ class ZenohLink:
             revision=config.revision,
             task_slug=config.task_slug,
             jpeg_quality=config.jpeg_quality,
+            uplink=Uplink.from_config(config),
         )
 
     @property
@@ -194,6 +212,7 @@ class ZenohLink:
                     self._session_id = reply.session_id
                     self._schema = reply.schema_version
                     self._alive = True
+                self.uplink.adopt(reply.capabilities.cameras)
                 logger.info("%s: placed on replica %s", self.client_id, replica)
             return reply
         if refusal is not None:
@@ -201,12 +220,15 @@ class ZenohLink:
         raise ServerUnreachable(f"no replica of {namespace.base} answered the session open")
 
     def send(self, header: Header, obs: Observation) -> None:
-        body = encode_observation(obs, self.jpeg_quality)
+        body = self.uplink.encode(header, obs)
         with self._lock:
             publisher = self._publisher
         if publisher is None:
             raise RuntimeError("send() before a successful handshake")
-        publisher.put(body, attachment=pack_header(header))
+        if self.shm is not None:
+            self.shm.put(publisher, body, pack_header(header))
+        else:
+            publisher.put(body, attachment=pack_header(header))
 
     def reset(self, request: Reset, timeout_s: float) -> ResetAck | ErrorReply | None:
         session = self._require_session()
@@ -369,10 +391,23 @@ class ZenohLink:
                 ActionChunk, header.msg_type, sample.payload.to_bytes(), self._limits
             )
         except WireError as exc:
+            now = time.monotonic()
             with self._lock:
                 self.malformed_replies += 1
-            logger.warning("%s: dropped unreadable action message: %s", self.client_id, exc)
+                self._malformed_unlogged += 1
+                if now - self._malformed_logged_s < MALFORMED_LOG_PERIOD_S:
+                    return
+                dropped, self._malformed_unlogged = self._malformed_unlogged, 0
+                self._malformed_logged_s = now
+            logger.warning(
+                "%s: dropped %d unreadable action message(s) on %s, the latest: %s",
+                self.client_id,
+                dropped,
+                sample.key_expr,
+                exc,
+            )
             return
+        self.uplink.answered(header, msg)
         handler = self._on_reply
         if handler is not None:
             handler(header, msg)

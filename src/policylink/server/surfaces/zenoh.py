@@ -21,7 +21,11 @@ from typing import TYPE_CHECKING
 
 import zenoh
 
-from policylink.net.zenoh_session import declare_action_publisher, open_zenoh_session
+from policylink.net.zenoh_session import (
+    declare_action_publisher,
+    open_zenoh_session,
+    put_action_once,
+)
 from policylink.net.zenoh_settings import ZenohSettings
 from policylink.server.audit import audit_refusal
 from policylink.wire.codec import (
@@ -318,8 +322,11 @@ class ZenohServerSurface:
             return
         session_id = self.core.session_id_for_client(client)
         reply = self._reply_for(client) if session_id else self._reply_once(client)
-        # Copied once here (the worker decodes these bytes), so the deadline can be read.
-        payload = sample.payload.to_bytes()
+        # Copied once here (the worker decodes these bytes), so the deadline can be read; an
+        # observation without a session is only ever refused, so its bytes are never copied.
+        payload = sample.payload.to_bytes() if session_id else b""
+        if sample.payload.as_shm() is not None:
+            self.core.metrics.shm_observations.inc()
         self.core.submit_observation(
             session_id or "",
             header,
@@ -357,13 +364,8 @@ class ZenohServerSurface:
         def reply(header: Header, message: ActionChunk | ErrorReply) -> None:
             if self.session is None:
                 return
-            publisher = declare_action_publisher(
-                self.session, self.namespace.action(client, self.replica)
-            )
-            try:
-                publisher.put(encode_message(message), attachment=pack_header(header))
-            finally:
-                publisher.undeclare()
+            key = self.namespace.action(client, self.replica)
+            put_action_once(self.session, key, encode_message(message), pack_header(header))
 
         return reply
 
