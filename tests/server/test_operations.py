@@ -13,6 +13,7 @@ import pytest
 
 from policylink import wire
 from policylink.net.ports import free_port
+from policylink.server import health
 from tests.support.waiting import wait_for
 
 
@@ -63,6 +64,23 @@ def test_metrics_count_requests_sessions_and_latency(served):
     assert samples["policylink_queue_wait_seconds_count"] == 2
     assert samples["policylink_overhead_seconds_count"] == 2
     assert "policylink_server_load" in samples
+
+
+class CountingMetrics:
+    def __init__(self) -> None:
+        self.renders = 0
+
+    def exposition(self) -> bytes:
+        self.renders += 1
+        return f"renders {self.renders}\n".encode()
+
+
+def test_a_flood_of_metrics_requests_is_answered_from_one_rendering_per_interval():
+    metrics, now = CountingMetrics(), [100.0]
+    rendered = health._RenderedMetrics(metrics, clock=lambda: now[0])
+    assert {rendered.body() for _ in range(1000)} == {b"renders 1\n"}
+    now[0] += health.METRICS_MAX_AGE_S
+    assert rendered.body() == b"renders 2\n" and metrics.renders == 2
 
 
 def test_unknown_path_points_at_the_real_ones(served):

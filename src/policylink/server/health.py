@@ -5,15 +5,18 @@ an orchestrator never routes robots to a server that would accept sessions and a
 
 Whatever reaches the port, the cost is bounded: at most `MAX_CONNECTIONS` requests are served at
 once (more are closed unanswered), a client has `REQUEST_TIMEOUT_S` to send its request, and a
-client that hangs up mid-answer costs nothing but a debug line.
+client that hangs up mid-answer costs nothing but a debug line, and /metrics is rendered at most
+once every `METRICS_MAX_AGE_S` however often it is asked for.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import socket
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,6 +29,10 @@ log = logging.getLogger("policylink.server")
 
 MAX_CONNECTIONS = 64
 REQUEST_TIMEOUT_S = 2.0
+# How old an answer to /metrics may be. Rendering every series takes a millisecond or more of
+# the interpreter, which the request path shares; a scraper asks every few seconds, so a flood
+# of requests is answered from one rendering per interval instead of stalling the robots'.
+METRICS_MAX_AGE_S = 0.5
 
 
 class _BoundedHTTPServer(ThreadingHTTPServer):
@@ -52,6 +59,25 @@ class _BoundedHTTPServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hung up or stalled is its own problem; anything else is logged."""
         log.debug("health port: request from %s failed", client_address, exc_info=True)
+
+
+class _RenderedMetrics:
+    """The latest /metrics rendering, redone only once it is older than METRICS_MAX_AGE_S."""
+
+    def __init__(self, metrics: ServerMetrics, clock: Callable[[], float] = time.monotonic) -> None:
+        self._metrics = metrics
+        self._clock = clock
+        # Guards the rendering and its time: concurrent requests wait for one rendering.
+        self._lock = threading.Lock()
+        self._body = b""
+        self._rendered_s = -math.inf
+
+    def body(self) -> bytes:
+        with self._lock:
+            now = self._clock()
+            if now - self._rendered_s >= METRICS_MAX_AGE_S:
+                self._body, self._rendered_s = self._metrics.exposition(), now
+            return self._body
 
 
 class HealthServer:
@@ -87,6 +113,8 @@ class HealthServer:
 def _handler_class(
     healthy: Callable[[], bool], metrics: ServerMetrics
 ) -> type[BaseHTTPRequestHandler]:
+    rendered = _RenderedMetrics(metrics)
+
     class Handler(BaseHTTPRequestHandler):
         timeout = REQUEST_TIMEOUT_S
 
@@ -95,7 +123,7 @@ def _handler_class(
                 ok = healthy()
                 self._send(200 if ok else 503, b"ok\n" if ok else b"unavailable\n", "text/plain")
             elif self.path == "/metrics":
-                self._send(200, metrics.exposition(), CONTENT_TYPE_LATEST)
+                self._send(200, rendered.body(), CONTENT_TYPE_LATEST)
             else:
                 self._send(404, b"not found: try /healthz or /metrics\n", "text/plain")
 
