@@ -90,17 +90,6 @@ def open_zenoh_session(settings: ZenohSettings) -> zenoh.Session:
     return zenoh.open(make_config(settings))
 
 
-def declare_action_publisher(session: zenoh.Session, key: str) -> zenoh.Publisher:
-    """Server → robot: reliable and urgent, but dropped rather than blocking on a dead robot."""
-    return session.declare_publisher(
-        key,
-        congestion_control=zenoh.CongestionControl.DROP,
-        priority=zenoh.Priority.REAL_TIME,
-        express=True,
-        reliability=zenoh.Reliability.RELIABLE,
-    )
-
-
 class ShmSender:
     """Puts bodies through Zenoh's shared memory where it can, as plain bytes where it cannot.
 
@@ -146,10 +135,9 @@ class ShmSender:
             return None
 
 
-def put_action_once(session: zenoh.Session, key: str, payload: bytes, attachment: bytes) -> None:
-    """One server → robot message to a robot without a session (an error it must read), with
-    the action publisher's QoS: declaring and undeclaring a publisher for it would cost a few
-    hundred microseconds of the caller's thread per message, which a flood multiplies."""
+def put_action(session: zenoh.Session, key: str, payload: bytes, attachment: bytes) -> None:
+    """Server → robot: reliable (the default) and urgent, but dropped rather than blocking on a
+    dead robot. A put, not a declared publisher: see `ZenohServerSurface._reply_to`."""
     session.put(
         key,
         payload,

@@ -3,7 +3,7 @@
 Callbacks run on Zenoh's own threads and must return fast: the observation callback only reads
 the fixed header, looks up the session and deposits the untouched payload; decoding happens on
 the inference worker. Every query is finalised (`with query:`), or the caller would wait for
-its timeout. Per-robot action publishers use the QoS in `zenoh_session` (DROP, never BLOCK).
+its timeout. Answers to robots use the QoS in `zenoh_session.put_action` (DROP, never BLOCK).
 
 Session garbage collection from liveliness is deliberately slow to kill: a dropped client token
 only marks the client's session, and after a grace period the session is closed only if the
@@ -21,11 +21,7 @@ from typing import TYPE_CHECKING
 
 import zenoh
 
-from policylink.net.zenoh_session import (
-    declare_action_publisher,
-    open_zenoh_session,
-    put_action_once,
-)
+from policylink.net.zenoh_session import open_zenoh_session, put_action
 from policylink.net.zenoh_settings import ZenohSettings
 from policylink.server.audit import audit_refusal
 from policylink.wire.codec import (
@@ -52,7 +48,7 @@ from policylink.wire.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from policylink.server.core import ServerCore
-    from policylink.server.session import Reply, Session
+    from policylink.server.session import Reply
 
 log = logging.getLogger("policylink.server.zenoh")
 
@@ -65,31 +61,6 @@ MAX_INSTANCES_PER_ROBOT = 8
 def _attachment(sample_or_query: zenoh.Sample | zenoh.Query) -> bytes | None:
     attachment = sample_or_query.attachment
     return None if attachment is None else attachment.to_bytes()
-
-
-class _ActionLink:
-    """One robot's action publisher, safe to close while the worker is publishing on it.
-
-    zenoh-python refuses (`Already borrowed`) to undeclare a publisher that another thread is
-    putting on, which is exactly what happens when a session closes during its forward; the lock
-    serialises the two, and a reply that comes after the close is dropped: nobody listens.
-    """
-
-    def __init__(self, publisher: zenoh.Publisher) -> None:
-        self._publisher: zenoh.Publisher | None = publisher
-        self._lock = threading.Lock()  # guards `_publisher` across put and undeclare
-
-    def send(self, header: Header, message: ActionChunk | ErrorReply) -> None:
-        body, attachment = encode_message(message), pack_header(header)
-        with self._lock:
-            if self._publisher is not None:
-                self._publisher.put(body, attachment=attachment)
-
-    def close(self) -> None:
-        with self._lock:
-            publisher, self._publisher = self._publisher, None
-        if publisher is not None:
-            publisher.undeclare()
 
 
 class ZenohServerSurface:
@@ -115,11 +86,10 @@ class ZenohServerSurface:
         self.session: zenoh.Session | None = None
         self._declared: list[zenoh.Queryable | zenoh.Subscriber] = []
         self._token: zenoh.LivelinessToken | None = None
-        # Guards `_publishers` (client → its action link), `_suspects` (client → (session
-        # id, deadline) of a dropped liveliness token) and `_live` (client → the instances,
-        # i.e. robot processes, whose liveliness token is present).
+        # Guards `_suspects` (client → (session id, deadline) of a dropped liveliness token)
+        # and `_live` (client → the instances, i.e. robot processes, whose liveliness token is
+        # present).
         self._lock = threading.Lock()
-        self._publishers: dict[str, _ActionLink] = {}
         self._suspects: dict[str, tuple[str, float]] = {}
         self._live: dict[str, set[str]] = {}
         self._stop = threading.Event()
@@ -143,7 +113,6 @@ class ZenohServerSurface:
                 ns.all_robot_alive, self._on_liveliness, history=True
             ),
         ]
-        self.core.add_close_listener(self._on_session_closed)
         self._gc_thread.start()
         # Declared last: a client that sees the token can rely on every queryable above.
         self._token = session.liveliness().declare_token(ns.replica_alive(replica))
@@ -162,10 +131,6 @@ class ZenohServerSurface:
         for entity in self._declared:
             entity.undeclare()
         self._declared = []
-        with self._lock:
-            links, self._publishers = list(self._publishers.values()), {}
-        for link in links:
-            link.close()
         if self.session is not None:
             self.session.close()
             self.session = None
@@ -321,7 +286,7 @@ class ZenohServerSurface:
             audit_refusal(event="observation", outcome="too_large", client=client)
             return
         session_id = self.core.session_id_for_client(client)
-        reply = self._reply_for(client) if session_id else self._reply_once(client)
+        reply = self._reply_to(client)
         # Copied once here (the worker decodes these bytes), so the deadline can be read; an
         # observation without a session is only ever refused, so its bytes are never copied.
         payload = sample.payload.to_bytes() if session_id else b""
@@ -342,40 +307,19 @@ class ZenohServerSurface:
             raise DecodeError("observation: the sample has no payload")
         return decode_observation(payload, self.limits)
 
-    def _reply_for(self, client: str) -> Reply:
-        with self._lock:
-            link = self._publishers.get(client)
-        if link is not None:
-            return link.send
-        if self.session is None:
-            raise RuntimeError("the Zenoh surface is stopped")
-        fresh = _ActionLink(
-            declare_action_publisher(self.session, self.namespace.action(client, self.replica))
-        )
-        with self._lock:
-            link = self._publishers.setdefault(client, fresh)
-        if link is not fresh:  # another thread declared one first
-            fresh.close()
-        return link.send
-
-    def _reply_once(self, client: str) -> Reply:
-        """For a client without a session: no publisher is kept for robots that never open one."""
+    def _reply_to(self, client: str) -> Reply:
+        """Answers go out as one-shot puts on the robot's action key, never through a publisher
+        declared per robot: a declaration reaches every peer's routing tables, so robot ids
+        invented by the thousand would make every peer (the good robots too) declare, match and
+        undeclare each of them, and would leave the tables grown."""
 
         def reply(header: Header, message: ActionChunk | ErrorReply) -> None:
             if self.session is None:
-                return
+                return  # stopped: nobody is served any more
             key = self.namespace.action(client, self.replica)
-            put_action_once(self.session, key, encode_message(message), pack_header(header))
+            put_action(self.session, key, encode_message(message), pack_header(header))
 
         return reply
-
-    def _on_session_closed(self, session: Session, reason: str) -> None:
-        if reason == "replaced" or self.core.session_id_for_client(session.client) is not None:
-            return
-        with self._lock:
-            link = self._publishers.pop(session.client, None)
-        if link is not None:
-            link.close()
 
     def _on_liveliness(self, sample: zenoh.Sample) -> None:
         try:
