@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from .conftest import policylink
+from tests.support.browser import painted, screenshot
 
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
+from .conftest import policylink
 
 
 @pytest.fixture(scope="module")
@@ -93,40 +91,10 @@ def test_report_is_self_contained(demo_run):
     assert not re.search(r"\s(src|href)=", html)
 
 
-def _chromium() -> str | None:
-    return next((path for name in CHROMIUM_NAMES if (path := shutil.which(name))), None)
-
-
 def test_report_plots_render_in_a_headless_browser(demo_run, tmp_path):
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("no Chromium binary on PATH (CI installs it: apt-get install chromium)")
-    from PIL import Image
-
     _, folder = demo_run
-    screenshot = tmp_path / "report.png"
-    subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            "--window-size=820,4200",
-            f"--screenshot={screenshot}",
-            (folder / "report.html").resolve().as_uri(),
-        ],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    pixels = np.asarray(Image.open(screenshot).convert("RGB")).astype(int)
-
-    def painted(colour: str) -> int:
-        rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
-        return int((np.abs(pixels - rgb).max(axis=-1) <= 3).sum())
-
+    pixels = screenshot(folder / "report.html", tmp_path / "report.png", height=4200)
     # Bars of both engines, and the timeline's streaming lanes, are drawn.
-    assert painted("#1f77b4") > 500
-    assert painted("#e8710a") > 500
-    assert painted("#2ca02c") > 500
+    assert painted(pixels, "#1f77b4") > 500
+    assert painted(pixels, "#e8710a") > 500
+    assert painted(pixels, "#2ca02c") > 500

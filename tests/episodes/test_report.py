@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from policylink.client import RobotLayout
 from policylink.episodes import Recorder
 from tests.demo.conftest import policylink
-from tests.demo.test_demo import _chromium
+from tests.support.browser import dump_dom
 
 from .conftest import local_engine, record_episodes, require, sim_arm
 
@@ -56,30 +55,12 @@ def test_report_embeds_every_video_and_plot(recorded: Path):
 
 
 def test_report_videos_play_and_plots_render_in_a_headless_browser(recorded: Path, tmp_path):
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("no Chromium binary on PATH (CI installs it: apt-get install chromium)")
     assert policylink("report", str(recorded)).returncode == 0
     page = tmp_path / "probe.html"
     page.write_text((recorded / "report.html").read_text().replace("</body>", PROBE))
-    dom = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--no-first-run",
-            "--autoplay-policy=no-user-gesture-required",
-            "--virtual-time-budget=15000",
-            "--dump-dom",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    dom = dump_dom(
+        page, "--autoplay-policy=no-user-gesture-required", "--virtual-time-budget=15000"
+    )
     found = re.search(r"<title>probe (.*?)</title>", dom)
     assert found, "the probe never finished"
     probe = json.loads(found.group(1).replace("&quot;", '"'))

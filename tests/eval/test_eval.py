@@ -5,20 +5,17 @@ HTML report. `test_eval_real_link.py` runs a point over a real link."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.demo.conftest import policylink
+from tests.support.browser import painted, screenshot
 
 ENGINES = {"async_rtc", "async_append", "sync"}
 RTTS = (0.0, 100.0)
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
 
 
 @pytest.fixture(scope="module")
@@ -111,41 +108,11 @@ def test_report_is_self_contained_with_a_plot_per_metric(sweep):
 
 
 def test_report_plots_render_in_a_headless_browser(sweep, tmp_path):
-    chromium = next((path for name in CHROMIUM_NAMES if (path := shutil.which(name))), None)
-    if chromium is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("no Chromium binary on PATH; CI installs it (apt-get install chromium)")
-        pytest.skip("no Chromium binary on PATH (apt-get install chromium)")
-    from PIL import Image
-
     _, folder = sweep
-    screenshot = tmp_path / "eval.png"
-    subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--window-size=820,3000",
-            f"--screenshot={screenshot}",
-            (folder / "eval.html").resolve().as_uri(),
-        ],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    pixels = np.asarray(Image.open(screenshot).convert("RGB")).astype(int)
-
-    def painted(colour: str) -> int:
-        rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
-        return int((np.abs(pixels - rgb).max(axis=-1) <= 3).sum())
-
+    pixels = screenshot(folder / "eval.html", tmp_path / "eval.png", height=3000)
     # The lines of the RTC and the blocking engine are drawn.
-    assert painted("#1f77b4") > 100
-    assert painted("#e8710a") > 100
+    assert painted(pixels, "#1f77b4") > 100
+    assert painted(pixels, "#e8710a") > 100
 
 
 def test_eval_refuses_an_unknown_engine_naming_the_choices():
