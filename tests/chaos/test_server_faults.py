@@ -103,9 +103,10 @@ def audit_answers(server: Replica) -> list[tuple[str, int]]:
 
 
 def in_flight(fleet: list[RobotProcess], now_s: float) -> tuple[RobotProcess, int] | None:
-    """A robot and its newest request, sent 20 to 150 ms ago and unanswered, while no other
-    robot waits for an answer: with a 300 ms forward it is on the device now, not in a
-    mailbox (which a drain empties unanswered)."""
+    """A robot and its request sent 20 to 150 ms ago and unanswered, the oldest of every robot's
+    unanswered requests: with a 300 ms forward it is on the device now (alone, or batched with
+    the others), not in a mailbox (which a drain empties unanswered). Each robot has one
+    request out at most, so nothing older can hold the device."""
     waiting = []
     for robot in fleet:
         robot.read()
@@ -113,10 +114,10 @@ def in_flight(fleet: list[RobotProcess], now_s: float) -> tuple[RobotProcess, in
         pending = [seq for seq in robot.sent if seq not in answered]
         if pending:
             waiting.append((robot, max(pending)))
-    if len(waiting) != 1:
+    if not waiting:
         return None
-    robot, seq_id = waiting[0]
-    return waiting[0] if 0.02 <= now_s - robot.sent[seq_id] <= 0.15 else None
+    robot, seq_id = min(waiting, key=lambda pair: pair[0].sent[pair[1]])
+    return (robot, seq_id) if 0.02 <= now_s - robot.sent[seq_id] <= 0.15 else None
 
 
 def test_a_drain_answers_every_request_it_took_and_its_robots_rejoin_the_restart(
