@@ -17,7 +17,7 @@ from tests.chaos.verdict import (
     RECOVER_S,
     ROBOT,
     STEADY_S,
-    assert_safe,
+    assert_recovered_safely,
     audited,
     noticed_s,
     wait_served_again,
@@ -56,8 +56,7 @@ def test_a_restarted_router_reconnects_robots_and_server_and_serving_resumes(
     assert server.process.process.poll() is None, f"the server exited: {figures}"
     assert noticed < NOTICE_KILL_S, figures
     assert max(recovered) < RECOVER_S, figures
-    assert all(r.state_at("dead") is None for r in fleet), figures
-    assert_safe(audits, figures)
+    assert_recovered_safely(fleet, audits, figures)
 
 
 def test_a_server_dialling_two_routers_of_a_mesh_survives_the_death_of_its_own(
@@ -82,5 +81,4 @@ def test_a_server_dialling_two_routers_of_a_mesh_survives_the_death_of_its_own(
     )
     assert server.process.process.poll() is None, f"the server exited: {figures}"
     assert max(recovered) < RECOVER_S, figures
-    assert all(r.state_at("dead") is None for r in fleet), figures
-    assert_safe(audits, figures)
+    assert_recovered_safely(fleet, audits, figures)

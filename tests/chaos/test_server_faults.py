@@ -17,7 +17,7 @@ from tests.chaos.verdict import (
     RECOVER_S,
     ROBOT,
     STEADY_S,
-    assert_safe,
+    assert_recovered_safely,
     audited,
     noticed_s,
     wait_served_again,
@@ -59,8 +59,7 @@ def test_a_killed_and_restarted_server_serves_its_robots_again(
     )
     assert noticed < NOTICE_KILL_S, figures
     assert max(recovered) < RECOVER_S, figures
-    assert all(r.state_at("dead") is None for r in fleet), figures
-    assert_safe(audits, figures)
+    assert_recovered_safely(fleet, audits, figures)
 
 
 def test_a_server_hung_past_its_lease_is_left_and_rejoined_when_it_resumes(
@@ -87,8 +86,7 @@ def test_a_server_hung_past_its_lease_is_left_and_rejoined_when_it_resumes(
     )
     assert noticed < NOTICE_HANG_S, figures
     assert max(recovered) < RECOVER_S, figures
-    assert all(r.state_at("dead") is None for r in fleet), figures
-    assert_safe(audits, figures)
+    assert_recovered_safely(fleet, audits, figures)
 
 
 def audit_answers(server: Replica) -> list[tuple[str, int]]:
@@ -165,5 +163,4 @@ def test_a_drain_answers_every_request_it_took_and_its_robots_rejoin_the_restart
     assert played, figures
     assert not lost, f"lost {lost[:5]}: {figures}"
     assert max(recovered) < RECOVER_S, figures
-    assert all(r.state_at("dead") is None for r in fleet), figures
-    assert_safe(audits, figures)
+    assert_recovered_safely(fleet, audits, figures)

@@ -49,6 +49,14 @@ def worst_get_action_ms(audits: list[RobotAudit]) -> float:
     return round(max(a.get_action_max_ms for a in audits), 3)
 
 
+def assert_recovered_safely(
+    fleet: list[RobotProcess], audits: list[RobotAudit], figures: str
+) -> None:
+    """No robot went DEAD, and every one stayed safe (`assert_safe`)."""
+    assert all(r.state_at("dead") is None for r in fleet), figures
+    assert_safe(audits, figures)
+
+
 def assert_safe(audits: list[RobotAudit], figures: str) -> None:
     """No action too old, from the wrong model or robot, or from a server left behind; no
     `get_action()` that waited."""
