@@ -34,6 +34,7 @@ callback error in its log, whether it stayed up and healthy, and its exit code o
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import multiprocessing
 import os
@@ -42,7 +43,7 @@ import re
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,8 @@ class Pace:
     # without their traffic).
     only: tuple[str, ...] = ()
     dry: bool = False
+    # False: liveliness-token shots are counted, not sent (`--without-token-churn`).
+    token_churn: bool = True
 
 
 QUICK = Pace(messages=20_000, rate_per_s=5_000, baseline_s=8.0)
@@ -134,6 +137,7 @@ class AttackJob:
     max_seconds: float
     only: tuple[str, ...] = ()
     dry: bool = False
+    token_churn: bool = True
 
 
 def _manifest() -> dict[str, Any]:
@@ -286,7 +290,12 @@ def _attacker_main(job: AttackJob, results: Connection) -> None:
     elif "zenoh" in job.surfaces:
         # Like a flooder: it never waits for an answer, and listens only to its own robots.
         senders.zenoh = attackers.ZenohAttacker(
-            job.zenoh_endpoint, job.target, tally, every_robot=False, wait_for_answers=False
+            job.zenoh_endpoint,
+            job.target,
+            tally,
+            every_robot=False,
+            wait_for_answers=False,
+            tokens=job.token_churn,
         )
         senders.zenoh.open_own_sessions()
     if "openpi" in job.surfaces and not job.dry:
@@ -460,8 +469,19 @@ def _log_problems(path: Path, since: int) -> dict[str, Any]:
     }
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    pace = QUICK if quick else FULL
+def parse_options(options: list[str]) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks fuzz")
+    parser.add_argument(
+        "--without-token-churn",
+        action="store_true",
+        help="count liveliness-token shots instead of declaring them: every other class, to "
+        "tell what Zenoh's routing tables cost (see the zenoh_tokens benchmark) from the server",
+    )
+    return {"token_churn": not parser.parse_args(options).without_token_churn}
+
+
+def run(quick: bool = False, token_churn: bool = True) -> dict[str, Any]:
+    pace = replace(QUICK if quick else FULL, token_churn=token_churn)
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-fuzz-") as scratch, _echo_verified():
         server = ServerProcess(_manifest(), Path(scratch), "fuzz-server").wait_serving()
@@ -530,6 +550,7 @@ def _measure(server: ServerProcess, pace: Pace, began: float) -> dict[str, Any]:
                 max_seconds,
                 pace.only,
                 pace.dry,
+                pace.token_churn,
             ),
             AttackJob(
                 "attacker-openpi-http",
@@ -544,6 +565,7 @@ def _measure(server: ServerProcess, pace: Pace, began: float) -> dict[str, Any]:
                 max_seconds,
                 pace.only,
                 pace.dry,
+                pace.token_churn,
             ),
         ]
         metrics_before = _metrics(health_port)
@@ -598,6 +620,7 @@ def _measure(server: ServerProcess, pace: Pace, began: float) -> dict[str, Any]:
             "max_sessions": MAX_SESSIONS,
             "attacker_nice": ATTACKER_NICE,
             "dry_run": pace.dry,
+            "token_churn": pace.token_churn,
         },
         "messages_sent": total,
         "attack_seconds": (attack_until - attack_from) / 1e9,

@@ -112,14 +112,18 @@ class ZenohAttacker:
         *,
         every_robot: bool = True,
         wait_for_answers: bool = True,
+        tokens: bool = True,
     ) -> None:
         """`every_robot`: listen to every robot's action key (else only the attacker's own).
         `wait_for_answers` False makes a flooder: with `MAX_INFLIGHT_QUERIES` unanswered it
         skips a query (counted as `skipped:backlog`) instead of waiting for one, and a put
         that finds its queue full is dropped at once instead of after Zenoh's default wait (1
         ms, 50 ms for a message large enough to be fragmented) under DROP congestion control,
-        which every publisher of the protocol uses."""
+        which every publisher of the protocol uses. `tokens` False counts liveliness-token shots
+        as `skipped:token_churn` instead of declaring them (what the fuzz benchmark's
+        `--without-token-churn` leaves out, to tell Zenoh's cost from the server's)."""
         self.target, self.tally = target, tally
+        self._tokens_on = tokens
         self._wait_for_answers = wait_for_answers
         drop = "transport/link/tx/queue/congestion_control/drop"
         json5 = (
@@ -239,6 +243,9 @@ class ZenohAttacker:
 
     def send(self, label: str, shot: ZenohShot) -> bool:
         """Put the shot on the wire; False when a query was skipped (see `wait_for_answers`)."""
+        if shot.op == "token" and not self._tokens_on:
+            self.tally.add(label, "skipped:token_churn")
+            return False
         self._sends += 1
         if self._sends % POLL_EVERY == 0:
             self.poll()
