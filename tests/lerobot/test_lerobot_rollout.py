@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from policylink.net.ports import free_port
 from tests.lerobot.checkpoints import ACTION_NAMES, CAMERA
 from tests.lerobot.reference import lerobot_rollout, observation
 from tests.lerobot.serving import POLICYLINK, ROOT
@@ -80,6 +81,18 @@ def test_a_robot_without_the_policys_camera_stops_before_connecting(tmp_path, ac
     assert "reads cameras ['top']; the robot has ['front']" in result.stderr
     assert "--rename_map" in result.stderr
     assert not log.exists()
+
+
+def test_an_unreachable_server_is_named_by_the_rollout_command(tmp_path, act_path):
+    """`rollout` shares `run`'s loop; its errors still say which command failed."""
+    result, _ = rollout(
+        tmp_path,
+        *(f"--policy.path={act_path}", f"--server=tcp/127.0.0.1:{free_port()}"),
+        *(f"--rename_map={json.dumps({'front': CAMERA})}", "--duration=1"),
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("policylink rollout: "), result.stderr
+    assert "policylink run:" not in result.stderr
 
 
 @pytest.mark.parametrize(

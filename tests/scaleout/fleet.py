@@ -20,7 +20,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from policylink.client.links.zenoh import ZenohLink
 from policylink.wire import Observation
 from tests.scaleout.cluster import LEASE_MS, MODEL_ID
 from tests.scaleout.policies import ACTION_NAMES, STATE_NAMES
+from tests.support.action_audit import ActionAudit
 
 FPS = 30.0
 # The loop offers tick n's observation, then takes tick n's action from what is buffered, so a
@@ -117,31 +118,13 @@ class Replacement:
 
 
 @dataclass
-class Audit:
-    """What a fleet executed, summed over its robots; every `bad_*` figure must be zero."""
+class Audit(ActionAudit):
+    """A fleet's audit (`ActionAudit`), summed over its robots, with how long they stalled."""
 
-    executed: int = 0
-    bad_wrong_model: int = 0
-    bad_wrong_robot: int = 0
-    bad_too_old: int = 0
-    bad_stale_session: int = 0
     stall_ticks: int = 0
     robots_stalled: int = 0
-    get_action_max_ms: float = 0.0
-    get_action_p99_ms: float = 0.0
-    get_action_calls: int = 0
     # The most ticks any action executed after the tick it was computed for (0: all on time).
     late_ticks_max: int = 0
-    worst: list[str] = field(default_factory=list)
-
-    @property
-    def clean(self) -> bool:
-        return not (
-            self.bad_wrong_model
-            or self.bad_wrong_robot
-            or self.bad_too_old
-            or self.bad_stale_session
-        )
 
 
 class Fleet:

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from policylink.wire import (
     SessionAck,
     SessionOpen,
 )
+from tests.support.action_audit import ActionAudit
 from tests.support.server_process import REPO
 
 START_TIMEOUT_S = 60.0
@@ -82,35 +83,10 @@ class Received:
 
 
 @dataclass
-class RobotAudit:
-    """What one robot executed, checked; every `bad_*` figure must be zero.
+class RobotAudit(ActionAudit):
+    """One robot's audit (`ActionAudit`), with the age of its oldest action."""
 
-    - wrong model: the marker names a server of another revision than the robot's first
-      action's (`revision_of`), or a server the test did not start;
-    - wrong robot: the row was computed from another robot's observation;
-    - too old: the observation behind it is older than `max_action_age_s` when it plays;
-    - stale session: it came from a server the robot had already moved away from.
-    """
-
-    executed: int = 0
-    bad_wrong_model: int = 0
-    bad_wrong_robot: int = 0
-    bad_too_old: int = 0
-    bad_stale_session: int = 0
     oldest_action_s: float = 0.0
-    get_action_calls: int = 0
-    get_action_p99_ms: float = 0.0
-    get_action_max_ms: float = 0.0
-    worst: list[str] = field(default_factory=list)
-
-    @property
-    def clean(self) -> bool:
-        return not (
-            self.bad_wrong_model
-            or self.bad_wrong_robot
-            or self.bad_too_old
-            or self.bad_stale_session
-        )
 
 
 class RobotProcess:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from policylink.cli.run import _drive
+from policylink.cli.run import _drive, _fail
 
 PLUGIN_FLAG = "--robot_plugin"
 TYPE_FLAG = "--robot.type"
@@ -39,7 +39,8 @@ def rollout(ctx: typer.Context) -> None:
         from policylink.client.lerobot_robot import register_robot_type, robot_from_config
     except ImportError as exc:
         raise _fail(
-            f"policylink rollout needs LeRobot's robot code ({exc}); pip install lerobot"
+            f"policylink rollout needs LeRobot's robot code ({exc}); pip install lerobot",
+            command="rollout",
         ) from None
     from policylink.client import ClientConfig, RobotLayout
 
@@ -55,13 +56,8 @@ def rollout(ctx: typer.Context) -> None:
             check_against_checkpoint(flags.policy.path, RobotLayout.of(robot))
         config = ClientConfig(**settings.client)
     except ValueError as exc:
-        raise _fail(str(exc)) from None
-    _drive(robot, config, settings.engine, 0, settings.duration_s)
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"policylink rollout: {message}", err=True)
-    return typer.Exit(2)
+        raise _fail(str(exc), command="rollout") from None
+    _drive(robot, config, settings.engine, 0, settings.duration_s, command="rollout")
 
 
 def _split_args(args: list[str]) -> tuple[list[str], list[str], str]:

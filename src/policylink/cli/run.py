@@ -46,8 +46,8 @@ class EpisodicRobot(Robot, Protocol):
     def reset(self) -> None: ...
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"policylink run: {message}", err=True)
+def _fail(message: str, code: int = 2, command: str = "run") -> typer.Exit:
+    typer.echo(f"policylink {command}: {message}", err=True)
     return typer.Exit(code)
 
 
@@ -138,7 +138,10 @@ def _drive(
     duration_s: float | None,
     *,
     record: Path | None = None,
+    command: str = "run",
 ) -> None:
+    """Runs `robot` against the server until its episodes or `duration_s` end; `command`
+    names the CLI command in error messages (`rollout` shares this loop)."""
     from policylink.client import RemoteEngine, RobotLayout, SyncEngine
     from policylink.client.handshake import HandshakeError
     from policylink.client.link import ServerUnreachable
@@ -152,9 +155,9 @@ def _drive(
     try:
         engine.start()
     except ServerUnreachable as exc:
-        raise _fail(f"{exc}{_what_is_served(config)}") from None
+        raise _fail(f"{exc}{_what_is_served(config)}", command=command) from None
     except HandshakeError as exc:
-        raise _fail(f"the server refused this robot: {exc}") from None
+        raise _fail(f"the server refused this robot: {exc}", command=command) from None
     typer.echo(f"{config.client_id}: {engine.transitions()[-1].reason}")
     recorder = None if record is None else _recorder(record, robot, config)
     session = _Session(robot, engine, config, stop, duration_s, recorder=recorder)
@@ -176,7 +179,7 @@ def _drive(
         f"{stats.held_ticks} held, {stats.skipped_ticks} overrun ({stats.stopped_because})"
     )
     if engine.failed:
-        raise _fail(f"the engine died: {engine.transitions()[-1].reason}", code=1)
+        raise _fail(f"the engine died: {engine.transitions()[-1].reason}", 1, command)
 
 
 def _recorder(folder: Path, robot: Robot, config: ClientConfig) -> Recorder:
