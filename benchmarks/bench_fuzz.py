@@ -25,6 +25,11 @@ reports (server CPU over the attack). The full run paces a million messages at `
 handles hostile traffic beside their requests, not how an oversubscribed machine queues
 threads. `--quick` keeps its shorter, faster burst.
 
+Liveliness tokens under ever-new keys cost the server's Zenoh runtime more with every one (its
+routing tables keep them; `bench_zenoh_tokens` shows it without policylink), which nothing above
+Zenoh can shed. `--without-token-churn` counts those shots instead of sending them, so a run
+tells that cost from what the server does with everything else.
+
 Reported: messages sent per attack class and how they were answered, the robots' round-trip
 p50/p99 under attack against the quiet baseline of the same run (acceptance: p99 within 2x),
 what the robots noticed (stalls, errors, reconnects, sessions), the server's CPU, RSS (over
