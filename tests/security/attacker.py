@@ -28,7 +28,7 @@ class RawRobot:
         self.session = open_zenoh_session(settings)
         self._lock = threading.Lock()
         self.heard: list[str] = []  # keys of every sample any eavesdropping subscriber got
-        self._declared: list[zenoh.Subscriber | zenoh.Queryable] = []
+        self._declared: list[zenoh.Subscriber | zenoh.Queryable | zenoh.LivelinessToken] = []
 
     def ask(self, key: str, message: wire.Message, timeout_s: float) -> list[wire.Message]:
         """Every answer to one control query on `key` (none when Zenoh drops the query)."""
@@ -93,6 +93,10 @@ class RawRobot:
 
         self._declared.append(self.session.declare_queryable(key, answer))
 
+    def hold_token(self, key: str) -> None:
+        """Declare a liveliness token on `key`, held until `close()`."""
+        self._declared.append(self.session.liveliness().declare_token(key))
+
     def eavesdrop(self, key: str) -> None:
         """Subscribe to `key`; every sample that arrives is recorded in `heard`."""
         self._declared.append(self.session.declare_subscriber(key, self._on_sample))
@@ -124,6 +128,6 @@ class RawRobot:
         self.session.put(key, body, attachment=wire.pack_header(header))
 
     def close(self) -> None:
-        for subscriber in self._declared:
-            subscriber.undeclare()
+        for entity in self._declared:
+            entity.undeclare()
         self.session.close()

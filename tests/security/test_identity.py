@@ -153,6 +153,25 @@ def test_robot_b_cannot_answer_for_the_server(deployment: Deployment, robot_b: R
     assert_a_undisturbed(deployment)
 
 
+def test_robot_b_holds_tokens_only_under_its_own_id(
+    deployment: Deployment, robot_b: RawRobot
+) -> None:
+    """Tokens under robot A's id or an invented one never reach the server: a certified robot
+    cannot pose as A's process, nor churn invented robot ids through Zenoh's routing tables
+    (README: "What Zenoh itself leaves open")."""
+    ns, invented = deployment.namespace, "flood-0123456789ab"
+    surface = server_of(deployment).zenoh
+    assert surface is not None
+    robot_b.hold_token(ns.robot_alive(ROBOT_A, "b-posing-as-a"))
+    robot_b.hold_token(ns.robot_alive(invented, "i0"))
+    # Declared last, on the same link: once the server sees it, it saw whatever came before.
+    robot_b.hold_token(ns.robot_alive(ROBOT_B, "b-own"))
+    wait_for(lambda: "b-own" in surface.live_instances(ROBOT_B), 30.0, "robot B's own token")
+    assert "b-posing-as-a" not in surface.live_instances(ROBOT_A)
+    assert surface.live_instances(invented) == set()
+    assert_a_undisturbed(deployment)
+
+
 def test_a_client_without_a_valid_certificate_cannot_connect(deployment: Deployment) -> None:
     endpoint, fleet = deployment.endpoint, deployment.fleet
     forged = fleet.robot_settings(ROBOT_A, endpoint, rogue=True)  # another CA's "arm-a"
