@@ -17,6 +17,7 @@ from tests.episodes.conftest import CAMERAS, local_engine, record_episodes, requ
 pytest.importorskip("lerobot", reason="LeRobot lives in its own environment: make test-lerobot")
 
 REPO_ID = "policylink/sim-arm"
+ROBOT_TYPE = "policylink_sim_arm"
 # LeRobot re-encodes the recorded H.264 (AV1 by default): two lossy generations of a small
 # synthetic image. Mean absolute error per pixel, on a 0..255 scale: about 2 measured, while
 # the first frame differs from later ones by 3 to 11.
@@ -50,7 +51,9 @@ def export(recording: Recording, out: Path, *flags: str) -> Path:
 @pytest.fixture(scope="module")
 def exported(recording: Recording, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The recording exported with the defaults (ticks without an action skipped)."""
-    return export(recording, tmp_path_factory.mktemp("export") / "dataset")
+    return export(
+        recording, tmp_path_factory.mktemp("export") / "dataset", "--robot-type", ROBOT_TYPE
+    )
 
 
 def load(root: Path) -> Any:
@@ -84,7 +87,10 @@ def test_every_played_tick_is_a_frame_of_its_recorded_episode(recording: Recordi
     actions = np.stack([row["action"] for rows in expected for row in rows])
     np.testing.assert_array_equal(np.stack(data["observation.state"][:]), states)
     np.testing.assert_array_equal(np.stack(data["action"][:]), actions)
+    ticks = [row["tick"] for rows in expected for row in rows]
+    assert np.ravel(data["policylink.tick"][:]).tolist() == ticks
     assert dataset.meta.tasks.index.tolist() == ["unspecified"]
+    assert dataset.meta.robot_type == ROBOT_TYPE
 
 
 def test_features_name_the_robots_state_actions_and_cameras(recording: Recording, exported: Path):

@@ -59,10 +59,14 @@ def lerobot(
         "--no-action",
         help="Ticks where the robot was sent no action: skip them, or hold the last action.",
     ),
+    robot_type: str | None = typer.Option(
+        None, "--robot-type", help="LeRobot's robot type for the metadata, e.g. so101_follower."
+    ),
 ) -> None:
-    """A LeRobot dataset (the format of the installed lerobot): state, action, camera videos
-    and task per tick, one dataset episode per recorded episode. Needs the LeRobot environment:
-    `make setup-lerobot`, then `.venv-lerobot/bin/policylink export lerobot ...`."""
+    """A LeRobot dataset (the format of the installed lerobot): state, action, camera videos,
+    task and recorded tick per frame, one dataset episode per recorded episode. Needs the
+    LeRobot environment: `make setup-lerobot`, then `.venv-lerobot/bin/policylink export
+    lerobot ...`."""
     from policylink.episodes.lerobot_export import NO_ACTION_CHOICES, NoAction, export_lerobot
 
     if no_action not in NO_ACTION_CHOICES:
@@ -78,6 +82,7 @@ def lerobot(
             fps=fps,
             task=task,
             no_action=cast("NoAction", no_action),
+            robot_type=robot_type,
             progress=typer.echo,
         )
     except (ImportError, ValueError) as exc:

@@ -25,7 +25,9 @@ was sent, at a fixed rate. A recorded tick is exported when
 - it lies on the dataset's grid when `fps` is an integer fraction of the recording's rate.
 
 LeRobot stamps frame i of an episode at i / fps, so skipped ticks close up: the dataset's time
-runs evenly where the loop's schedule had gaps. Episodes are the recorded ones, in order (robot
+runs evenly where the loop's schedule had gaps, and each frame carries its recorded tick
+(`policylink.tick`): the way back to the tick table's provenance (session, request, chunk row,
+latency) and through it to the server's audit. Episodes are the recorded ones, in order (robot
 by robot for a fleet run); one that keeps no frame is left out and counted.
 """
 
@@ -43,6 +45,7 @@ from policylink.episodes.reader import Episode, Recording
 NoAction = Literal["skip", "hold"]
 NO_ACTION_CHOICES: tuple[NoAction, ...] = ("skip", "hold")
 DEFAULT_TASK = "unspecified"
+TICK_FEATURE = "policylink.tick"
 
 LEROBOT_MISSING = (
     "writing a LeRobot dataset needs the `lerobot` package (Python >= 3.12, its own torch), "
@@ -84,9 +87,12 @@ def export_lerobot(
     fps: int | None = None,
     task: str | None = None,
     no_action: NoAction = "skip",
+    robot_type: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> LeRobotExport:
-    """Write `recordings` as one LeRobot dataset at `root` (which must not exist yet)."""
+    """Write `recordings` as one LeRobot dataset at `root` (which must not exist yet).
+    `robot_type` (LeRobot's name for the hardware, e.g. `so101_follower`) goes into the
+    dataset's metadata: a recording knows its robot's id, not its type."""
     if no_action not in NO_ACTION_CHOICES:
         raise ValueError(f"no_action must be one of {NO_ACTION_CHOICES}, got {no_action!r}")
     if root.exists():
@@ -96,7 +102,12 @@ def export_lerobot(
     rate, step = _dataset_rate(first.fps, fps)
     shapes = _camera_shapes(recordings)
     dataset = dataset_type.create(
-        repo_id=repo_id, fps=rate, features=_features(first, shapes), root=root, use_videos=True
+        repo_id=repo_id,
+        fps=rate,
+        features=_features(first, shapes),
+        root=root,
+        robot_type=robot_type,
+        use_videos=True,
     )
     summary = LeRobotExport(root, repo_id, rate)
     try:
@@ -179,6 +190,7 @@ def _features(recording: Recording, shapes: dict[str, tuple[int, int, int]]) -> 
             "names": state_names,
         },
         "action": {"dtype": "float32", "shape": (len(action_names),), "names": action_names},
+        TICK_FEATURE: {"dtype": "int64", "shape": (1,), "names": None},
     }
     for name, shape in shapes.items():
         features[f"observation.images.{name}"] = {
@@ -217,6 +229,7 @@ def _frames(
         frame: dict[str, Any] = {
             "observation.state": np.asarray(row["state"], dtype=np.float32),
             "action": np.asarray(action if action is not None else last_action, dtype=np.float32),
+            TICK_FEATURE: np.asarray([row["tick"]], dtype=np.int64),
         }
         for camera, image in images.items():
             frame[f"observation.images.{camera}"] = image
