@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from policylink.policy.base import ChunkBatch, PolicySpec, Processor, Sample
+from policylink.wire import CameraSpec
 from policylink.wire.messages import Observation
 from tests.client.robots import MOTORS
 
@@ -43,6 +44,7 @@ class TracePolicy:
         supports_rtc: bool = True,
         gated: bool = False,
         always_raise: bool = False,
+        cameras: tuple[CameraSpec, ...] = (),
     ) -> None:
         self._spec = PolicySpec(
             action_names=MOTORS,
@@ -50,6 +52,7 @@ class TracePolicy:
             state_dim=len(MOTORS),
             family="tests.trace",
             supports_rtc=supports_rtc,
+            cameras=cameras,
         )
         self.step = step
         self.always_raise = always_raise

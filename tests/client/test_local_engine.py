@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from policylink.client import ClientConfig, EngineState, LocalEngine, RobotLayout
-from policylink.wire import Observation
+from policylink.wire import CameraSpec, Observation
+from policylink.wire.image import resize_image
 from tests.client.policies import RAISE_MARKER, TracePolicy
 from tests.client.robots import ScriptedRobot
 from tests.client.waiting import offer_until
@@ -172,6 +173,28 @@ def test_a_failing_policy_fails_one_request_not_the_engine(engines: list[LocalEn
     engine.notify_observation(obs(9.0))
     wait_for(lambda: engine.stats.chunks_merged == 1, what="next chunk")
     assert engine.get_action()[0] == 9.0
+    assert not engine.failed
+
+
+def test_a_camera_read_at_a_lower_resolution_is_shrunk_before_the_forward(
+    engines: list[LocalEngine],
+) -> None:
+    """As the robot's uplink does for the server; a frame it cannot shrink fails its request
+    with the server's answer (`bad_image`), and the next one goes through."""
+    front = CameraSpec("front", 24, 32, input_height=12, input_width=16)
+    policy = TracePolicy(chunk_size=2, cameras=(front,))
+    layout = RobotLayout(LAYOUT.action_names, LAYOUT.state_names, (CameraSpec("front", 24, 32),))
+    engine = LocalEngine(policy, ClientConfig(fps=100.0, buffer_time_s=0.0), layout)
+    engines.append(engine)
+    engine.start()
+    frame = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    floats = frame.astype(np.float32)
+    engine.notify_observation(Observation(state=np.zeros(3, np.float32), images={"front": floats}))
+    wait_for(lambda: engine.stats.error_replies == 1, what="bad_image reply")
+    engine.notify_observation(Observation(state=np.zeros(3, np.float32), images={"front": frame}))
+    wait_for(lambda: engine.stats.chunks_merged == 1, what="a chunk")
+    [sample] = policy.batches[-1].samples
+    np.testing.assert_array_equal(sample["images"]["front"], resize_image(frame, 12, 16))
     assert not engine.failed
 
 

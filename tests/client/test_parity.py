@@ -3,7 +3,9 @@
 Same policy (the built-in transformer, same seed, RTC on), same scripted observations, same
 playback: actions are played while each request is in flight, so the trim, the RTC prefix and
 the inference delay are all exercised. The remote path adds encode → Zenoh → server (decode,
-checks, processor, forward) → Zenoh → decode; none of it may change a bit.
+checks, processor, forward) → Zenoh → decode; none of it may change a bit. A policy that reads
+its camera at a lower resolution gets the same pixels either way: the robot shrinks the frame
+before sending it, the local engine before the forward.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ if TYPE_CHECKING:
     from policylink.server.app import ServerApp
 
 SLOW = "tests.client.policies:build_slow_transformer"
+FRONT = {"name": "front", "height": 24, "width": 32}
 PARAMS: dict[str, Any] = {
     "state_dim": 3,
     "action_names": list(MOTORS),
     "chunk_size": 12,
-    "cameras": [{"name": "front", "height": 24, "width": 32}],
+    "cameras": [FRONT],
     "delay_s": 0.3,
 }
 LAYOUT = RobotLayout(MOTORS, ("s0", "s1", "s2"), (CameraSpec("front", 24, 32),))
@@ -59,13 +62,21 @@ def drive(engine: LocalEngine | RemoteEngine) -> tuple[list[np.ndarray], tuple[n
     return played, engine.queue_contents()
 
 
+@pytest.mark.parametrize(
+    "camera",
+    [FRONT, {**FRONT, "input_height": 12, "input_width": 16}],
+    ids=["full resolution", "policy reads 12x16"],
+)
 def test_remote_and_local_engines_leave_byte_identical_queues(
-    start_server: Callable[..., ServerApp], start_engine: Callable[..., RemoteEngine]
+    start_server: Callable[..., ServerApp],
+    start_engine: Callable[..., RemoteEngine],
+    camera: dict[str, Any],
 ) -> None:
     pytest.importorskip("torch", reason="the LocalEngine half runs the torch transformer here")
-    app = start_server(policy=python_policy(SLOW, **PARAMS), rtc={"execution_horizon": 5})
+    params = {**PARAMS, "cameras": [camera]}
+    app = start_server(policy=python_policy(SLOW, **params), rtc={"execution_horizon": 5})
     remote = start_engine(endpoint_of(app), LAYOUT, **CONFIG)
-    policy = build_slow_transformer(PolicyConfig(params=dict(PARAMS)), "cpu", "float32")
+    policy = build_slow_transformer(PolicyConfig(params=params), "cpu", "float32")
     local = LocalEngine(policy, ClientConfig(**CONFIG), LAYOUT)
     local.start()
     try:

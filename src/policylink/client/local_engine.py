@@ -3,14 +3,19 @@
 For robots with their own accelerator, and as the parity reference: the request it builds, the
 request step it runs (`policylink.policy.request_step`, the server worker's own) and the
 merge are the ones the server and `RemoteEngine` use, so for the same observations and the
-same playback the two engines leave byte-identical queues. The policy runs on one background
+same playback the two engines leave byte-identical queues. A camera the policy reads at a
+lower resolution is shrunk here before the forward, with the resize the robot's uplink and the
+server use, so the policy sees the same pixels on both paths. The policy runs on one background
 thread; a policy exception fails that request only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+
+import numpy as np
 
 from policylink.client.config import ClientConfig
 from policylink.client.engine import EngineState
@@ -21,6 +26,8 @@ from policylink.client.robot import RobotLayout
 from policylink.client.safety_ladder import ShutdownCallback
 from policylink.policy.base import Policy
 from policylink.policy.request_step import RequestStep, SessionProcessor, StepRequest
+from policylink.wire.errors import ImageError
+from policylink.wire.image import resize_image
 from policylink.wire.messages import ActionChunk, ErrorReply, Observation
 from policylink.wire.schema import SCHEMA_VERSION
 
@@ -46,6 +53,7 @@ class LocalEngine(EngineParts):
         self._request_step = RequestStep(policy, reset_policy_on_episode=True)
         self._processor = SessionProcessor(policy.make_processor())
         self._rtc = config.rtc and spec.supports_rtc
+        self._input_sizes = {c.name: size for c in spec.cameras if (size := c.input_size)}
         self._worker = Worker(
             f"policylink-local-{config.client_id}",
             self._face.wakeup,
@@ -99,7 +107,19 @@ class LocalEngine(EngineParts):
 
     def _infer(self, episode_id: int, obs: Observation) -> ActionChunk | ErrorReply:
         """The server's request step, in process."""
+        if self._input_sizes:
+            try:
+                images = {name: self._at_input_size(name, im) for name, im in obs.images.items()}
+            except ImageError as exc:
+                return ErrorReply(exc.code, exc.message)  # what the server would answer
+            obs = dataclasses.replace(obs, images=images)
         [reply] = self._request_step.run(
             [StepRequest(obs, self._processor, episode_id, rtc=self._rtc)]
         )
         return reply
+
+    def _at_input_size(self, name: str, image: np.ndarray) -> np.ndarray:
+        target = self._input_sizes.get(name)
+        if target is None or np.shape(image)[:2] == target:
+            return image
+        return resize_image(image, *target, f"images.{name}")
