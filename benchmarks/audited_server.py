@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from benchmarks.proc_stats import cpu_seconds
+
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
@@ -145,8 +147,4 @@ class AuditedServer:
         }
 
     def _cpu_s(self) -> float:
-        if self._process is None:
-            return 0.0
-        with open(f"/proc/{self._process.pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return 0.0 if self._process is None else cpu_seconds(self._process.pid)

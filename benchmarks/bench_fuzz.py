@@ -53,6 +53,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from benchmarks.proc_stats import cpu_seconds, status_fields
 from benchmarks.timing import percentile
 from policylink import wire
 from policylink.net.zenoh_session import gather, open_zenoh_session
@@ -176,25 +177,15 @@ class ProcessWatch:
         self._thread = threading.Thread(target=self._run, name="rss-watch", daemon=True)
 
     def cpu_s(self) -> float:
-        """User and system CPU seconds the process has used so far."""
-        with contextlib.suppress(OSError):
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-            fields = stat.rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return 0.0
+        return cpu_seconds(self.pid)
 
     def sample(self) -> dict[str, int]:
         """VmRSS, VmHWM (the kernel's peak RSS) in KiB and the thread count; zeros once gone."""
-        fields: dict[str, int] = {}
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                name, _, value = line.partition(":")
-                if name in ("VmRSS", "VmHWM", "Threads"):
-                    fields[name] = int(value.split()[0])
+        fields = status_fields(self.pid, "VmRSS", "VmHWM", "Threads")
         return {
-            "rss_kb": fields.get("VmRSS", 0),
-            "hwm_kb": fields.get("VmHWM", 0),
-            "threads": fields.get("Threads", 0),
+            "rss_kb": fields["VmRSS"],
+            "hwm_kb": fields["VmHWM"],
+            "threads": fields["Threads"],
         }
 
     def _run(self) -> None:

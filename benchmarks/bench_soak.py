@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.proc_stats import rss_mib
 from benchmarks.timing import percentile
 from policylink import wire
 from policylink.net.ports import free_port
@@ -108,15 +109,6 @@ def manifest(robots: int) -> dict[str, Any]:
             "health_port": free_port(),
         }
     )
-
-
-def rss_mib(pid: int) -> float:
-    """VmRSS of a live process, in MiB (0 once it is gone)."""
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class ServerGauges:

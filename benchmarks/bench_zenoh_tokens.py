@@ -24,15 +24,14 @@ import collections
 import contextlib
 import json
 import multiprocessing
-import os
 import random
 import time
 from multiprocessing.synchronize import Event
-from pathlib import Path
 from typing import Any
 
 import zenoh
 
+from benchmarks.proc_stats import cpu_seconds, rss_mib
 from benchmarks.timing import percentile
 from policylink.net.ports import free_port
 
@@ -97,18 +96,6 @@ def _pinger(endpoint: str, stop: Event, out: Any) -> None:
         out.send(batch)
 
 
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 class _Rig:
     """A listener and a pinger, fresh for each case, so no case inherits another's state."""
 
@@ -139,12 +126,12 @@ class _Rig:
         )
         rows: list[dict[str, float]] = []
         began = last = time.monotonic()
-        cpu = _cpu_s(pid)
+        cpu = cpu_seconds(pid)
         churner.start()
         while churner.is_alive():
             churner.join(window_s)
             self.drain_pings()
-            now, cpu_now = time.monotonic(), _cpu_s(pid)
+            now, cpu_now = time.monotonic(), cpu_seconds(pid)
             rtts = [rtt * 1e3 for sent, rtt in self.rtts if last <= sent < now]
             sending = min(now - began, pace["seconds"]) - min(last - began, pace["seconds"])
             if sending < window_s / 2:
@@ -154,7 +141,7 @@ class _Rig:
                     "t_s": round(now - began, 1),
                     "tokens_so_far": round(min(now - began, pace["seconds"]) * rate),
                     "cpu_ms_per_token": round((cpu_now - cpu) / (sending * rate) * 1e3, 3),
-                    "rss_mib": round(_rss_mib(pid), 1),
+                    "rss_mib": round(rss_mib(pid), 1),
                     "ping_p50_ms": round(percentile(rtts, 50), 2) if rtts else 0.0,
                     "ping_p99_ms": round(percentile(rtts, 99), 2) if rtts else 0.0,
                 }
