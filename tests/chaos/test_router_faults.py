@@ -44,10 +44,7 @@ def test_a_restarted_router_reconnects_robots_and_server_and_serving_resumes(
     time.sleep(max(0.0, killed_at + ROUTER_DOWN_S - time.monotonic()))
     back_at = cluster.restart_router(0)
     recovered = wait_served_again(fleet, back_at, "served again through the restarted router")
-    time.sleep(0.5)
-    for robot in fleet:
-        robot.stop()
-    audits = audited(fleet, cluster)
+    audits = audited(fleet, cluster, play_on_s=0.5)
     figures = record(
         noticed_s=noticed,
         recovery_after_router_s=max(recovered),
@@ -71,10 +68,7 @@ def test_a_server_dialling_two_routers_of_a_mesh_survives_the_death_of_its_own(
     time.sleep(STEADY_S)
     killed_at = cluster.kill_router(1)
     recovered = wait_served_again(fleet, killed_at, "served again across the surviving router")
-    time.sleep(0.5)
-    for robot in fleet:
-        robot.stop()
-    audits = audited(fleet, cluster)
+    audits = audited(fleet, cluster, play_on_s=0.5)
     figures = record(
         recovery_after_router_death_s=max(recovered),
         worst_get_action_ms=worst_get_action_ms(audits),

@@ -47,10 +47,7 @@ def test_a_killed_and_restarted_server_serves_its_robots_again(
     cluster.start_server(ReplicaSpec("r0", router))
     back_at = time.monotonic()
     recovered = wait_served_again(fleet, back_at, "served by the restarted server")
-    time.sleep(0.5)
-    for robot in fleet:
-        robot.stop()
-    audits = audited(fleet, cluster)
+    audits = audited(fleet, cluster, play_on_s=0.5)
     figures = record(
         noticed_s=noticed,
         recovery_after_restart_s=max(recovered),
@@ -75,10 +72,7 @@ def test_a_server_hung_past_its_lease_is_left_and_rejoined_when_it_resumes(
     time.sleep(max(0.0, stopped_at + 3 * LEASE_MS / 1e3 - time.monotonic()))
     resumed_at = cluster.signal("r0", signal.SIGCONT)
     recovered = wait_served_again(fleet, resumed_at, "served by the resumed server")
-    time.sleep(0.5)
-    for robot in fleet:
-        robot.stop()
-    audits = audited(fleet, cluster)
+    audits = audited(fleet, cluster, play_on_s=0.5)
     figures = record(
         noticed_s=noticed,
         recovery_after_resume_s=max(recovered),
@@ -135,8 +129,6 @@ def test_a_drain_answers_every_request_it_took_and_its_robots_rejoin_the_restart
     cluster.start_server(ReplicaSpec("r0", router))
     back_at = time.monotonic()
     recovered = wait_served_again(fleet, back_at, "served by the restarted server")
-    for robot in fleet:
-        robot.stop()
     audits = audited(fleet, cluster)
     answered = audit_answers(drained)
     received = {(f"robot-{r.index}", got.seq_id) for r in fleet for got in r.received}

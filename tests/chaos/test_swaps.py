@@ -55,8 +55,6 @@ def test_a_server_of_another_revision_kills_an_unpinned_robot_and_a_pinned_one_w
     cluster.start_server(ReplicaSpec("a1", router, revision="A"))
     a_at = time.monotonic()
     recovered = wait_served_again([pinned], a_at, "served by the new A server")
-    for robot in (pinned, unpinned):
-        robot.stop()
     audits = audited([pinned, unpinned], cluster)
     figures = record(
         unpinned_dead_after_kill_s=dead_s,
@@ -83,10 +81,8 @@ def test_a_server_back_with_its_action_columns_reordered_kills_its_robots(
     cluster.start_server(ReplicaSpec("r0", router), factory=REORDERED)
     back_at = time.monotonic()
     deaths = [died_after(robot, killed_at, "DEAD on the reordered layout") for robot in fleet]
-    time.sleep(0.3)  # ticks after death: the fallback, never a reordered action
-    for robot in fleet:
-        robot.stop()
-    audits = audited(fleet, cluster)
+    # Ticks after death: the fallback, never a reordered action.
+    audits = audited(fleet, cluster, play_on_s=0.3)
     figures = record(
         dead_after_kill_s=max(s for s, _ in deaths),
         serving_after_kill_s=round(back_at - killed_at, 3),

@@ -10,6 +10,8 @@ scheduler hiccup does not.
 
 from __future__ import annotations
 
+import time
+
 from tests.chaos.rig import ChaosCluster
 from tests.support.robot_process import RobotAudit, RobotProcess
 
@@ -41,7 +43,13 @@ def noticed_s(robots: list[RobotProcess], since_s: float) -> float:
     return round(max(r.state_at("reconnecting", since_s).at_s for r in robots) - since_s, 3)  # type: ignore[union-attr]
 
 
-def audited(robots: list[RobotProcess], cluster: ChaosCluster) -> list[RobotAudit]:
+def audited(
+    robots: list[RobotProcess], cluster: ChaosCluster, play_on_s: float = 0.0
+) -> list[RobotAudit]:
+    """Let the robots play `play_on_s` longer, stop them, and audit what each executed."""
+    time.sleep(play_on_s)
+    for robot in robots:
+        robot.stop()
     return [robot.audit(cluster.revision_of) for robot in robots]
 
 
