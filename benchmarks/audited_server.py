@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import numpy as np
 import yaml
 
 from benchmarks.proc_stats import cpu_seconds
+from policylink.net.processes import terminate
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120.0
@@ -87,14 +87,8 @@ class AuditedServer:
 
     def __exit__(self, *exc: object) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            terminate(process, STOP_TIMEOUT_S)
 
     @property
     def openpi_url(self) -> str:

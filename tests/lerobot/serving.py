@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ import yaml
 
 from policylink.client import ClientConfig, RobotLayout, SyncEngine
 from policylink.net.ports import free_port
+from policylink.net.processes import terminate
 from policylink.wire.messages import CameraSpec, Observation
 from tests.lerobot.checkpoints import ACTION_NAMES, CAMERA, IMAGE_SHAPE, STATE_DIM
 
@@ -99,13 +99,7 @@ class ServerProcess:
         return code
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30.0)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10.0)
+        terminate(self.process, 30.0, kill_timeout_s=10.0)
         for reader in self._readers:
             reader.join(5.0)
 

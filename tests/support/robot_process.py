@@ -36,6 +36,7 @@ import numpy as np
 
 from policylink.client.link import ReplyHandler
 from policylink.client.links.zenoh import ZenohLink
+from policylink.net.processes import terminate
 from policylink.wire import (
     ActionChunk,
     ErrorReply,
@@ -223,13 +224,7 @@ class RobotProcess:
         return result
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(STOP_TIMEOUT_S)
+        terminate(self.process, STOP_TIMEOUT_S, kill_timeout_s=STOP_TIMEOUT_S)
         self.read()
 
 

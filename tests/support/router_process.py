@@ -8,7 +8,6 @@ link close and withdraws its presence. Routers join each other into a mesh with 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from policylink.net.ports import free_port
+from policylink.net.processes import terminate
 from tests.support.server_process import REPO
 
 READY_LINE = "routing on"
@@ -70,10 +70,4 @@ class RouterProcess:
 
     def stop(self) -> None:
         """SIGTERM (the router closes its session), SIGKILL if it lingers."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(STOP_TIMEOUT_S)
+        terminate(self.process, STOP_TIMEOUT_S, kill_timeout_s=STOP_TIMEOUT_S)

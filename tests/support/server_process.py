@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from policylink.net.processes import terminate
 from policylink.server import serving_modes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,12 +117,7 @@ class ServerProcess:
 
     def stop(self) -> None:
         """SIGTERM: the server drains and says goodbye; SIGKILL if it has not within 30 s."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        terminate(self.process, 30, kill_timeout_s=30)
 
     def kill(self) -> None:
         """SIGKILL: no drain, no goodbye; the robot finds out from the network alone."""

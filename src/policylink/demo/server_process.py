@@ -7,7 +7,6 @@ file in the run folder; its stdout is read only for the readiness line.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import threading
@@ -18,6 +17,8 @@ from types import TracebackType
 from typing import IO, Any
 
 import yaml
+
+from policylink.net.processes import terminate
 
 READY_MARK = "serving "
 START_TIMEOUT_S = 120.0
@@ -127,14 +128,7 @@ class ServerProcess:
         process, self._process = self._process, None
         code = None
         if process is not None:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            code = process.returncode
+            code = terminate(process, STOP_TIMEOUT_S)
             if self._reader is not None:
                 self._reader.join(STOP_TIMEOUT_S)
             if process.stdout is not None:

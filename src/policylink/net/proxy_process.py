@@ -7,7 +7,6 @@ whose traffic it carries, as a router on the path would not.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import threading
@@ -15,6 +14,7 @@ from types import TracebackType
 from typing import IO
 
 from policylink.net.impairment_proxy import READY_MARK, STATS_MARK, Impairment, ProxyStats
+from policylink.net.processes import terminate
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -104,13 +104,7 @@ class ProxyProcess:
         process, self._process = self._process, None
         if process is None:
             return self.stats
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        terminate(process, STOP_TIMEOUT_S)
         if self._reader is not None:
             self._reader.join(STOP_TIMEOUT_S)
         for stream in (process.stdin, process.stdout):
