@@ -42,12 +42,9 @@ from policylink.wire import (
     ErrorReply,
     Header,
     Observation,
-    Reset,
-    ResetAck,
-    SessionAck,
-    SessionOpen,
 )
 from tests.support.action_audit import ActionAudit
+from tests.support.forwarding_link import ForwardingLink
 from tests.support.server_process import REPO
 
 START_TIMEOUT_S = 60.0
@@ -228,14 +225,16 @@ class RobotProcess:
         self.read()
 
 
-class RecordingLink:
+class RecordingLink(ForwardingLink):
     """A Zenoh link that reports every observation handed over and every chunk that arrives
     (before the engine decides whether to merge it): a drain test proves with it that each
     request the server answered reached the robot. It passes the presence watch and the
     placement through, so the engine behaves as it does over the bare link."""
 
+    _inner: ZenohLink
+
     def __init__(self, inner: ZenohLink, write: Callable[[dict[str, Any]], None]) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._write = write
 
     @property
@@ -257,21 +256,9 @@ class RecordingLink:
 
         self._inner.connect(recorded)
 
-    def handshake(self, request: SessionOpen, timeout_s: float) -> SessionAck | ErrorReply:
-        return self._inner.handshake(request, timeout_s)
-
     def send(self, header: Header, obs: Observation) -> None:
         self._write({"k": "sent", "at": time.monotonic(), "seq": header.seq_id})
         self._inner.send(header, obs)
-
-    def reset(self, request: Reset, timeout_s: float) -> ResetAck | ErrorReply | None:
-        return self._inner.reset(request, timeout_s)
-
-    def server_alive(self) -> bool:
-        return self._inner.server_alive()
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 def _main(spec_json: str, out_path: str) -> None:

@@ -38,22 +38,19 @@ from policylink.wire import (
     ErrorReply,
     Header,
     Observation,
-    Reset,
-    ResetAck,
-    SessionAck,
-    SessionOpen,
 )
+from tests.support.forwarding_link import ForwardingLink
 
 # Round trips kept per robot; a long benchmark at 20 requests a second stays far below it.
 MAX_ROUND_TRIPS = 200_000
 CHILD_TIMEOUT_S = 120.0
 
 
-class TimedLink:
+class TimedLink(ForwardingLink):
     """A `ClientLink` that passes everything through and times each observation's round trip."""
 
     def __init__(self, inner: ClientLink) -> None:
-        self._inner = inner
+        super().__init__(inner)
         # seq_id → send time; written by the engine's worker, popped by the transport's thread.
         self._sent_ns: dict[int, int] = {}
         # (arrival ns, round trip ms) per chunk; appended by the transport's thread only.
@@ -70,21 +67,9 @@ class TimedLink:
 
         self._inner.connect(timed)
 
-    def handshake(self, request: SessionOpen, timeout_s: float) -> SessionAck | ErrorReply:
-        return self._inner.handshake(request, timeout_s)
-
     def send(self, header: Header, obs: Observation) -> None:
         self._sent_ns[header.seq_id] = time.monotonic_ns()
         self._inner.send(header, obs)
-
-    def reset(self, request: Reset, timeout_s: float) -> ResetAck | ErrorReply | None:
-        return self._inner.reset(request, timeout_s)
-
-    def server_alive(self) -> bool:
-        return self._inner.server_alive()
-
-    def close(self) -> None:
-        self._inner.close()
 
     @property
     def uplink(self) -> object:
