@@ -26,7 +26,7 @@ from benchmarks.timing import percentile
 from policylink.net.ports import free_port
 from policylink.wire import CameraSpec
 from tests.support.server_process import ServerProcess
-from tests.support.servers import loopback_manifest_data
+from tests.support.servers import echo_policy, loopback_manifest_data
 from tests.support.steady_robots import RobotPlan, SteadyRobotsProcess
 
 STATE_DIM, CHUNK_SIZE, FPS = 6, 8, 50.0
@@ -46,11 +46,7 @@ def _manifest(shared_memory: bool) -> dict[str, Any]:
     }
     return loopback_manifest_data(
         {
-            "policy": {
-                "kind": "python",
-                "factory": "tests.server.policies:build_echo",
-                "params": params,
-            },
+            "policy": echo_policy(**params),
             "serving_mode": "exclusive",
             "max_sessions": 1,
             "health_port": free_port(),

@@ -25,7 +25,7 @@ from policylink.net.zenoh_session import ShmSender, open_zenoh_session
 from policylink.net.zenoh_settings import ZenohSettings
 from policylink.wire import CameraSpec, Observation
 from tests.support.server_process import ServerProcess
-from tests.support.servers import process_servers
+from tests.support.servers import echo_policy, process_servers
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -33,7 +33,6 @@ pytestmark = pytest.mark.slow
 STATE_DIM = 6
 CAMERAS = tuple(CameraSpec(f"cam{i}", 480, 640) for i in range(3))
 CHUNKS = 10
-ECHO_FACTORY = "tests.server.policies:build_echo"
 StartServer = Callable[[bool], ServerProcess]
 
 
@@ -44,7 +43,7 @@ def echo_manifest(shared_memory: bool) -> dict:
         "cameras": [{"name": c.name, "height": c.height, "width": c.width} for c in CAMERAS],
     }
     return {
-        "policy": {"kind": "python", "factory": ECHO_FACTORY, "params": params},
+        "policy": echo_policy(**params),
         "serving_mode": "exclusive",
         "max_sessions": 1,
         "health_port": free_port(),

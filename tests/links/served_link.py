@@ -22,6 +22,7 @@ from policylink.net.ports import free_port
 from policylink.net.real_link import RealLink
 from policylink.wire import CameraSpec
 from tests.support.server_process import REPO
+from tests.support.servers import echo_policy
 from tests.support.steady_robots import RobotPlan, SteadyRobotsProcess
 
 STATE_DIM, CHUNK_SIZE, FPS = 6, 8, 50.0
@@ -42,11 +43,7 @@ def echo_manifest(listen: str, camera: CameraSpec) -> dict:
         "cameras": [{"name": camera.name, "height": camera.height, "width": camera.width}],
     }
     return {
-        "policy": {
-            "kind": "python",
-            "factory": "tests.server.policies:build_echo",
-            "params": params,
-        },
+        "policy": echo_policy(**params),
         "serving_mode": "exclusive",
         "max_sessions": 1,
         "warmup_inferences": 1,

@@ -26,7 +26,7 @@ from policylink.server import serving_modes
 from policylink.wire import Namespace, Observation
 from tests.server.policies import ECHO_FAMILY
 from tests.support.router_process import RouterProcess
-from tests.support.servers import in_process_servers
+from tests.support.servers import echo_policy, in_process_servers
 from tests.support.waiting import wait_for
 
 ROBOT_A, ROBOT_B = "arm-a", "arm-b"
@@ -154,11 +154,7 @@ class Deployment:
 def _echo_manifest(zenoh: dict[str, object]) -> dict[str, object]:
     params = {"state_dim": STATE_DIM, "chunk_size": 8, "trained_fps": FPS}
     return {
-        "policy": {
-            "kind": "python",
-            "factory": "tests.server.policies:build_echo",
-            "params": params,
-        },
+        "policy": echo_policy(**params),
         "serving_mode": "shared",
         "zenoh": zenoh,
     }

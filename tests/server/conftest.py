@@ -14,10 +14,6 @@ from tests.server.robot import Robot
 from tests.support.servers import in_process_servers
 
 
-def echo_policy(**params: Any) -> dict[str, Any]:
-    return {"kind": "python", "factory": "tests.server.policies:build_echo", "params": params}
-
-
 @pytest.fixture
 def verified_echo(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests vouch for their echo policy: its chunk call reads nothing but its arguments."""

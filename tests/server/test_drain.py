@@ -19,6 +19,7 @@ import zenoh
 from policylink import wire
 from policylink.net.ports import free_port
 from tests.server.robot import Robot
+from tests.support.servers import echo_policy
 from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,11 +83,7 @@ def slow_server(tmp_path) -> Iterator[tuple[ServerProcess, str, Path]]:
     manifest.write_text(
         yaml.safe_dump(
             {
-                "policy": {
-                    "kind": "python",
-                    "factory": "tests.server.policies:build_echo",
-                    "params": {"state_dim": 2, "delay_s": 1.5, "started_file": str(started)},
-                },
+                "policy": echo_policy(state_dim=2, delay_s=1.5, started_file=str(started)),
                 "serving_mode": "exclusive",
                 "replica_id": REPLICA,
                 "warmup_inferences": 0,

@@ -9,8 +9,8 @@ import pytest
 
 from policylink import wire
 from policylink.wire import ErrorCode
-from tests.server.conftest import echo_policy
 from tests.server.policies import RAISE_MARKER
+from tests.support.servers import echo_policy
 from tests.support.waiting import wait_for
 
 

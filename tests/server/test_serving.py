@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from policylink import wire
-from tests.server.conftest import echo_policy
+from tests.support.servers import echo_policy
 
 
 def test_robot_gets_the_chunk_answering_its_observation(start_server, connect, verified_echo):

@@ -6,7 +6,7 @@ import pytest
 
 from policylink import wire
 from policylink.wire import ErrorCode
-from tests.server.conftest import echo_policy
+from tests.support.servers import echo_policy
 
 CAMERAS = [{"name": "front", "height": 48, "width": 64}]
 

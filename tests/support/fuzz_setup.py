@@ -15,6 +15,7 @@ from typing import Any
 
 from policylink.net.ports import free_port
 from policylink.wire import CameraSpec
+from tests.support.servers import echo_policy
 
 # tests.server.policies.ECHO_FAMILY, named here without importing torch.
 ECHO_FAMILY = "tests.echo"
@@ -32,11 +33,7 @@ def echo_manifest(**fields: Any) -> dict[str, Any]:
         "cameras": [{"name": CAMERA.name, "height": CAMERA.height, "width": CAMERA.width}],
     }
     return {
-        "policy": {
-            "kind": "python",
-            "factory": "tests.server.policies:build_echo",
-            "params": params,
-        },
+        "policy": echo_policy(**params),
         "serving_mode": "shared",
         "max_sessions": MAX_SESSIONS,
         "health_port": free_port(),

@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     from policylink.server.manifest import Manifest
 
 
+def echo_policy(**params: Any) -> dict[str, Any]:
+    """The manifest's `policy` for `tests.server.policies.EchoPolicy` (named, not imported: the
+    test processes that only write manifests stay free of torch)."""
+    return {"kind": "python", "factory": "tests.server.policies:build_echo", "params": params}
+
+
 def loopback_manifest_data(data: dict[str, Any]) -> dict[str, Any]:
     """`data` with one warm-up forward and a Zenoh listen endpoint on a free loopback port,
     unless it sets them itself; the other Zenoh settings it gives are kept."""
